@@ -1,0 +1,1 @@
+"""Reporting over live (PostgreSQL) and archived (Parquet) runs with DuckDB and polars."""

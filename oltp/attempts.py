@@ -1,0 +1,165 @@
+"""Step and attempt writes: starting a step, recording its outcome, retrying it.
+
+Every write locks the run row first (``FOR NO KEY UPDATE``), so writes to one run
+are serialised in a single lock order and cannot deadlock with each other or
+with ``complete_run``. A step write to a run that is already terminal makes a
+new version of it: the revision is bumped and the run is queued for export in
+the same statement. Attempt numbers come from the step row's ``attempt_count``,
+incremented by an upsert, so concurrent starts of one step get distinct numbers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import psycopg
+
+from oltp.errors import RunNotFound, StepNotFound
+from oltp.records import StepStatus
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+# Shared head of the step writes: lock the run, and when the run is terminal and the
+# step write below happens, bump its revision and (re)queue it for export.
+_BUMP_IF_TERMINAL = """
+bumped AS (
+    UPDATE flow_runs r SET revision = r.revision + 1
+      FROM run
+     WHERE r.id = run.id AND run.status <> 'Running' AND EXISTS (SELECT 1 FROM step)
+ RETURNING r.id, r.revision
+), queued AS (
+    INSERT INTO export_outbox (run_id, revision, enqueued_at)
+    SELECT id, revision, %(now)s FROM bumped
+    ON CONFLICT (run_id) DO UPDATE SET revision = EXCLUDED.revision, enqueued_at = EXCLUDED.enqueued_at
+)"""
+
+_STEP_START = f"""
+WITH run AS (
+    SELECT id, status FROM flow_runs WHERE id = %(run_id)s FOR NO KEY UPDATE
+), step AS (
+    INSERT INTO flow_steps AS s (run_id, step_key, step_type, status, input_json, output_json,
+                                 error_message, job_id, started_at, completed_at, attempt_count)
+    SELECT id, %(step_key)s, %(step_type)s, 'Running', %(input_json)s, NULL, NULL, %(job_id)s, %(now)s, NULL, 1
+      FROM run
+    ON CONFLICT (run_id, step_key) DO UPDATE
+       SET step_type = EXCLUDED.step_type, status = 'Running', input_json = EXCLUDED.input_json,
+           output_json = NULL, error_message = NULL, job_id = EXCLUDED.job_id,
+           started_at = EXCLUDED.started_at, completed_at = NULL, attempt_count = s.attempt_count + 1
+ RETURNING s.run_id, s.attempt_count
+), attempt AS (
+    INSERT INTO flow_step_attempts (run_id, step_key, attempt, step_type, status, input_json, job_id, started_at)
+    SELECT run_id, %(step_key)s, attempt_count, %(step_type)s, 'Running', %(input_json)s, %(job_id)s, %(now)s
+      FROM step
+), {_BUMP_IF_TERMINAL}
+SELECT count(*) FROM run
+"""
+
+
+def record_step_start(
+    conn: Conn,
+    *,
+    run_id: uuid.UUID,
+    step_key: str,
+    step_type: str,
+    input_json: str | None,
+    job_id: str | None,
+    now: datetime,
+) -> None:
+    """Open the step's next attempt and make the step Running."""
+    params = {
+        "run_id": run_id,
+        "step_key": step_key,
+        "step_type": step_type,
+        "input_json": input_json,
+        "job_id": job_id,
+        "now": now,
+    }
+    row = conn.execute(_STEP_START, params).fetchone()
+    if not row or not row[0]:
+        raise RunNotFound(run_id)
+
+
+_STEP_COMPLETE = f"""
+WITH run AS (
+    SELECT id, status FROM flow_runs WHERE id = %(run_id)s FOR NO KEY UPDATE
+), step AS (
+    UPDATE flow_steps s
+       SET status = %(status)s, output_json = %(output_json)s, error_message = %(error_message)s,
+           completed_at = %(now)s
+      FROM run
+     WHERE s.run_id = run.id AND s.step_key = %(step_key)s AND s.attempt_count > 0
+ RETURNING s.run_id, s.attempt_count
+), attempt AS (
+    UPDATE flow_step_attempts a
+       SET status = %(status)s, output_json = %(output_json)s, error_message = %(error_message)s,
+           completed_at = %(now)s
+      FROM step
+     WHERE a.run_id = step.run_id AND a.step_key = %(step_key)s AND a.attempt = step.attempt_count
+), {_BUMP_IF_TERMINAL}
+SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM step)
+"""
+
+
+def record_step_complete(
+    conn: Conn,
+    *,
+    run_id: uuid.UUID,
+    step_key: str,
+    status: StepStatus,
+    output_json: str | None,
+    error_message: str | None,
+    now: datetime,
+) -> None:
+    """Close the step's newest attempt with this outcome; the step mirrors it."""
+    params = {
+        "run_id": run_id,
+        "step_key": step_key,
+        "status": status.value,
+        "output_json": output_json,
+        "error_message": error_message,
+        "now": now,
+    }
+    row = conn.execute(_STEP_COMPLETE, params).fetchone()
+    assert row is not None
+    if not row[0]:
+        raise RunNotFound(run_id)
+    if not row[1]:
+        raise StepNotFound(run_id, step_key)
+
+
+# Reopening a run: the step goes back to Pending (its attempts keep their history), the
+# run to Running at a new revision, the step's dispatch record is dropped so it can be
+# dispatched again, and any pending export of the run is withdrawn (it is no longer a
+# completed run; complete_run queues it again).
+_RETRY_STEP = """
+WITH run AS (
+    SELECT id, status FROM flow_runs WHERE id = %(run_id)s FOR NO KEY UPDATE
+), step AS (
+    UPDATE flow_steps s
+       SET status = 'Pending', completed_at = NULL, output_json = NULL, error_message = NULL
+      FROM run
+     WHERE s.run_id = run.id AND s.step_key = %(step_key)s
+ RETURNING s.run_id
+), reopened AS (
+    UPDATE flow_runs r
+       SET status = 'Running', completed_at = NULL, revision = r.revision + 1
+      FROM step
+     WHERE r.id = step.run_id
+), released AS (
+    DELETE FROM flow_dispatches d USING step WHERE d.run_id = step.run_id AND d.step_key = %(step_key)s
+), withdrawn AS (
+    DELETE FROM export_outbox o USING step WHERE o.run_id = step.run_id
+)
+SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM step)
+"""
+
+
+def retry_step(conn: Conn, *, run_id: uuid.UUID, step_key: str) -> None:
+    """Reset a step to Pending and reopen its run, in one transaction."""
+    row = conn.execute(_RETRY_STEP, {"run_id": run_id, "step_key": step_key}).fetchone()
+    assert row is not None
+    if not row[0]:
+        raise RunNotFound(run_id)
+    if not row[1]:
+        raise StepNotFound(run_id, step_key)

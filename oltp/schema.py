@@ -1,0 +1,195 @@
+"""Tables, keys, constraints and named indexes of the store, defined once.
+
+Tables are declared without a schema: every connection sets ``search_path`` to
+the configured PostgreSQL schema (default ``flowrun``), so one definition
+serves any schema name and the store can share a database with its host
+application. A fresh database is created from this metadata and stamped at the
+newest migration; older databases are upgraded by the migrations in
+``oltp/migrations`` (the pattern of Dagster's run storage).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+
+from oltp.records import RunStatus, StepStatus
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+TS = sa.TIMESTAMP(timezone=True)
+
+
+def _in(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+RUN_STATUSES = [s.value for s in RunStatus]
+STEP_STATUSES = [s.value for s in StepStatus]
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    sa.Column("id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("flow_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("flow_name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("trigger_key", sa.Text, nullable=False),
+    sa.Column("trigger_data_json", sa.Text),
+    sa.Column("background_job_id", sa.Text),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("completed_at", TS),
+    sa.Column("source_run_id", UUID(as_uuid=True)),
+    # Bumped by complete_run, retry_step and any step write to a terminal run, so the
+    # archive can tell which exported copy of a run is the newest.
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default="1"),
+    sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+    sa.CheckConstraint("(status = 'Running') = (completed_at IS NULL)", name="completed_at_iff_terminal"),
+    sa.CheckConstraint("revision >= 1", name="revision_positive"),
+)
+sa.Index("ix_flow_runs_running", flow_runs.c.started_at.desc(), postgresql_where=sa.text("status = 'Running'"))
+sa.Index("ix_flow_runs_started", flow_runs.c.started_at.desc(), flow_runs.c.id.desc())
+sa.Index("ix_flow_runs_flow_started", flow_runs.c.flow_id, flow_runs.c.started_at.desc(), flow_runs.c.id.desc())
+sa.Index("ix_flow_runs_source", flow_runs.c.source_run_id, postgresql_where=sa.text("source_run_id IS NOT NULL"))
+sa.Index("ix_flow_runs_completed", flow_runs.c.completed_at, postgresql_where=sa.text("completed_at IS NOT NULL"))
+
+flow_steps = sa.Table(
+    "flow_steps",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("step_key", sa.Text, nullable=False),
+    sa.Column("step_type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("input_json", sa.Text),
+    sa.Column("output_json", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("job_id", sa.Text),
+    sa.Column("started_at", TS),
+    sa.Column("completed_at", TS),
+    sa.Column("attempt_count", sa.Integer, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("run_id", "step_key"),
+    sa.CheckConstraint(_in("status", STEP_STATUSES), name="status"),
+    sa.CheckConstraint("attempt_count >= 0", name="attempt_count_nonnegative"),
+)
+
+flow_step_attempts = sa.Table(
+    "flow_step_attempts",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("step_key", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("step_type", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("input_json", sa.Text),
+    sa.Column("output_json", sa.Text),
+    sa.Column("error_message", sa.Text),
+    sa.Column("job_id", sa.Text),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("completed_at", TS),
+    sa.PrimaryKeyConstraint("run_id", "step_key", "attempt"),
+    sa.ForeignKeyConstraint(["run_id", "step_key"], ["flow_steps.run_id", "flow_steps.step_key"], ondelete="CASCADE"),
+    sa.CheckConstraint(_in("status", STEP_STATUSES), name="status"),
+    sa.CheckConstraint("attempt >= 1", name="attempt_positive"),
+)
+
+flow_dispatches = sa.Table(
+    "flow_dispatches",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("step_key", sa.Text, nullable=False),
+    sa.Column("dispatched_at", TS, nullable=False),
+    sa.Column("job_id", sa.Text),
+    sa.PrimaryKeyConstraint("run_id", "step_key"),
+)
+
+# The export outbox: written in the same transaction as the change that makes a run
+# (a new version of it) exportable, so commit order never loses a run.
+export_outbox = sa.Table(
+    "export_outbox",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("enqueued_at", TS, nullable=False),
+)
+sa.Index("ix_export_outbox_enqueued", export_outbox.c.enqueued_at)
+
+# Every Parquet file of the archive that readers may see, with what it holds.
+archive_files = sa.Table(
+    "archive_files",
+    metadata,
+    sa.Column("path", sa.Text, primary_key=True),  # relative to the archive root, '/'-separated
+    sa.Column("kind", sa.Text, nullable=False),  # runs | steps | attempts
+    sa.Column("started_date", sa.Date, nullable=False),
+    sa.Column("batch_id", sa.Text, nullable=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("min_started_at", TS),
+    sa.Column("max_started_at", TS),
+    sa.Column("created_at", TS, nullable=False),
+    sa.CheckConstraint("kind IN ('runs', 'steps', 'attempts')", name="kind"),
+)
+sa.Index("ix_archive_files_kind_date", archive_files.c.kind, archive_files.c.started_date)
+
+# The newest revision of each run present in the archive: prune deletes a run from
+# PostgreSQL only when this equals the live revision.
+archived_runs = sa.Table(
+    "archived_runs",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("started_date", sa.Date, nullable=False),
+    sa.Column("batch_id", sa.Text, nullable=False),
+)
+
+# Older archived copies of runs that were exported again at a higher revision; readers
+# skip them, compaction removes them from the files and then from here.
+archive_superseded = sa.Table(
+    "archive_superseded",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("started_date", sa.Date, nullable=False),
+    sa.PrimaryKeyConstraint("run_id", "revision"),
+)
+
+# Substring search (ILIKE '%term%') over live runs is served by pg_trgm GIN indexes on
+# these expressions; a query must repeat the expression verbatim to use its index.
+# chr(31) (unit separator) keeps one field's end and the next field's start apart.
+RUN_SEARCH_EXPRESSION = (
+    "(id::text || chr(31) || flow_name || chr(31) || trigger_key || chr(31) || status"
+    " || chr(31) || coalesce(background_job_id, ''))"
+)
+ATTEMPT_SEARCH_EXPRESSION = (
+    "(step_key || chr(31) || coalesce(error_message, '') || chr(31) || coalesce(output_json, ''))"
+)
+SEARCH_SEPARATOR = "\x1f"
+
+sa.event.listen(
+    metadata,
+    "before_create",
+    sa.DDL(  # type: ignore[no-untyped-call]
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm"
+    ),
+)
+sa.event.listen(
+    metadata,
+    "after_create",
+    sa.DDL(  # type: ignore[no-untyped-call]
+        f"CREATE INDEX ix_flow_runs_search_trgm ON flow_runs USING gin ({RUN_SEARCH_EXPRESSION} gin_trgm_ops)"
+    ),
+)
+sa.event.listen(
+    metadata,
+    "after_create",
+    sa.DDL(  # type: ignore[no-untyped-call]
+        "CREATE INDEX ix_flow_step_attempts_search_trgm ON flow_step_attempts"
+        f" USING gin ({ATTEMPT_SEARCH_EXPRESSION} gin_trgm_ops)"
+    ),
+)

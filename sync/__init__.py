@@ -1,0 +1,1 @@
+"""Export of completed runs to the Parquet archive (exactly once) and its retention."""

