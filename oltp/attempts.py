@@ -25,8 +25,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 _BUMP_IF_TERMINAL = """
 bumped AS (
     UPDATE flow_runs r SET revision = r.revision + 1
-      FROM run
-     WHERE r.id = run.id AND run.status <> 'Running' AND EXISTS (SELECT 1 FROM step)
+     WHERE r.id = %(run_id)s AND (SELECT status FROM run) <> 'Running' AND EXISTS (SELECT 1 FROM step)
  RETURNING r.id, r.revision
 ), queued AS (
     INSERT INTO export_outbox (run_id, revision, enqueued_at)
@@ -87,15 +86,13 @@ WITH run AS (
     UPDATE flow_steps s
        SET status = %(status)s, output_json = %(output_json)s, error_message = %(error_message)s,
            completed_at = %(now)s
-      FROM run
-     WHERE s.run_id = run.id AND s.step_key = %(step_key)s AND s.attempt_count > 0
- RETURNING s.run_id, s.attempt_count
+     WHERE s.run_id = %(run_id)s AND s.step_key = %(step_key)s AND EXISTS (SELECT 1 FROM run)
+ RETURNING s.attempt_count
 ), attempt AS (
     UPDATE flow_step_attempts a
        SET status = %(status)s, output_json = %(output_json)s, error_message = %(error_message)s,
            completed_at = %(now)s
-      FROM step
-     WHERE a.run_id = step.run_id AND a.step_key = %(step_key)s AND a.attempt = step.attempt_count
+     WHERE a.run_id = %(run_id)s AND a.step_key = %(step_key)s AND a.attempt = (SELECT attempt_count FROM step)
 ), {_BUMP_IF_TERMINAL}
 SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM step)
 """
@@ -138,18 +135,17 @@ WITH run AS (
 ), step AS (
     UPDATE flow_steps s
        SET status = 'Pending', completed_at = NULL, output_json = NULL, error_message = NULL
-      FROM run
-     WHERE s.run_id = run.id AND s.step_key = %(step_key)s
+     WHERE s.run_id = %(run_id)s AND s.step_key = %(step_key)s AND EXISTS (SELECT 1 FROM run)
  RETURNING s.run_id
 ), reopened AS (
     UPDATE flow_runs r
        SET status = 'Running', completed_at = NULL, revision = r.revision + 1
-      FROM step
-     WHERE r.id = step.run_id
+     WHERE r.id = %(run_id)s AND EXISTS (SELECT 1 FROM step)
 ), released AS (
-    DELETE FROM flow_dispatches d USING step WHERE d.run_id = step.run_id AND d.step_key = %(step_key)s
+    DELETE FROM flow_dispatches d
+     WHERE d.run_id = %(run_id)s AND d.step_key = %(step_key)s AND EXISTS (SELECT 1 FROM step)
 ), withdrawn AS (
-    DELETE FROM export_outbox o USING step WHERE o.run_id = step.run_id
+    DELETE FROM export_outbox o WHERE o.run_id = %(run_id)s AND EXISTS (SELECT 1 FROM step)
 )
 SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM step)
 """

@@ -67,8 +67,7 @@ WITH run AS (
 ), done AS (
     UPDATE flow_runs r
        SET status = %(status)s, completed_at = %(now)s, revision = r.revision + 1
-      FROM run
-     WHERE r.id = run.id AND run.status = 'Running'
+     WHERE r.id = %(id)s AND (SELECT status FROM run) = 'Running'
  RETURNING r.id, r.revision
 ), queued AS (
     INSERT INTO export_outbox (run_id, revision, enqueued_at)
