@@ -66,11 +66,11 @@ def translate_errors() -> Iterator[None]:
         raise
     except psycopg_pool.PoolTimeout as exc:
         raise StoreUnavailable(f"no database connection available: {exc}") from exc
+    except _RETRYABLE as exc:  # before OperationalError: they are subclasses of it
+        raise StoreUnavailable(f"transaction aborted by a conflict, retry: {_first_line(exc)}") from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         # Class 08 (connection exception), 57P01-03 (shutdown) and a dropped socket.
         raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
-    except _RETRYABLE as exc:
-        raise StoreUnavailable(f"transaction aborted by a conflict, retry: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise DatabaseError(f"database error [{exc.sqlstate}]: {_first_line(exc)}") from exc
 
@@ -119,7 +119,10 @@ class Database:
             with translate_errors(), self._pool.connection() as conn:
                 yield conn
         except StoreUnavailable as exc:
-            if isinstance(exc.__cause__, psycopg.OperationalError | psycopg.InterfaceError):
+            cause = exc.__cause__
+            if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
+                cause, _RETRYABLE
+            ):
                 # The server restarted or dropped us: replace every broken idle connection
                 # now, so the next call does not trip over one the pool still holds.
                 self._refresh()
