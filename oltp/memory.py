@@ -66,17 +66,25 @@ class InMemoryRunStore:
         source_run_id: uuid.UUID | None = None,
     ) -> FlowRunRecord:
         """Create a Running run and return it."""
+        # Same order as RunStore: every argument, then the clock.
+        fid = arg.run_id(flow_id, "flow_id")
+        name = arg.text(flow_name, "flow_name")
+        rid = arg.run_id(run_id)
+        trigger = arg.text(trigger_key, "trigger_key")
+        data = arg.json_text(trigger_data, "trigger_data")
+        job = arg.optional_text(job_id, "job_id")
+        source = arg.optional_uuid(source_run_id, "source_run_id")
         record = FlowRunRecord(
-            id=arg.run_id(run_id),
-            flow_id=arg.run_id(flow_id, "flow_id"),
-            flow_name=arg.text(flow_name, "flow_name"),
+            id=rid,
+            flow_id=fid,
+            flow_name=name,
             status=RunStatus.RUNNING,
-            trigger_key=arg.text(trigger_key, "trigger_key"),
-            trigger_data_json=arg.json_text(trigger_data, "trigger_data"),
-            background_job_id=arg.optional_text(job_id, "job_id"),
+            trigger_key=trigger,
+            trigger_data_json=data,
+            background_job_id=job,
             started_at=checked_now(self._clock),
             completed_at=None,
-            source_run_id=arg.optional_uuid(source_run_id, "source_run_id"),
+            source_run_id=source,
         )
         with self._lock:
             if record.id in self._runs:

@@ -1,0 +1,238 @@
+"""Conformance: bad arguments are refused before anything is read or written.
+
+Each case calls one method with one bad argument, for a known run and for an
+unknown one: the call must raise an ``InvalidArgument`` (a ``ValueError`` and a
+``FlowRunStoreError``; statuses raise ``InvalidStatus``, malformed JSON text
+``InvalidJson``), must not consult the clock, and must leave every observable
+state - and for PostgreSQL every table row - as it was. For PostgreSQL the same
+calls on a closed store still raise the argument error, which shows no
+connection was even asked for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from oltp.errors import FlowRunStoreError, InvalidArgument, InvalidJson, InvalidStatus
+from oltp.memory import InMemoryRunStore
+from oltp.records import RunStatus, StepStatus
+from oltp.store import RunStore
+from tests.conftest import FakeClock
+from tests.oltp.conftest import FLOW, start
+from tests.oltp.observe import observe, table_rows
+
+RUN = "00000000-0000-4000-8000-000000000001"  # placeholder: replaced by the known or unknown run id
+
+BAD_UUIDS: list[Any] = [
+    "not-a-uuid",
+    "",
+    "123e4567-e89b-12d3-a456-42661417400",  # one digit short
+    "123e4567-e89b-12d3-a456-4266141740000",  # one digit long
+    "123e4567-e89b-12d3-a456-426614174000\x00",
+    123,
+    1.5,
+    True,
+    b"\x12" * 16,
+    ["123e4567-e89b-12d3-a456-426614174000"],
+    object(),
+]
+BAD_REQUIRED_TEXT: list[Any] = ["", None, 42, 1.0, b"key", "a\x00b", "\ud800 lone surrogate", ["a"], StepStatus]
+BAD_OPTIONAL_TEXT: list[Any] = [42, b"job", "a\x00b", "\udfff", ["x"], {"a": 1}]
+BAD_JSON_TEXT: list[str] = [
+    "{",
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    '{"a": NaN}',
+    "[1, Infinity]",
+    "",
+    "   ",
+    "{'single': 'quotes'}",
+    '{"a": 1} trailing',
+    "undefined",
+    "01",
+    '"raw \x01 control"',
+    "\ufeff{}",
+    "[1,]",
+    '{"a" 1}',
+    "True",
+]
+BAD_JSON_TYPES: list[Any] = [b"{}", 5, {"a": 1}, ["x"], "{}\x00"]
+BAD_STEP_STATUSES: list[Any] = [
+    "succeeded", "SUCCEEDED", " Succeeded", "Succeeded ", "Done", "", None, 1, "Cancelled", "TimedOut",
+    RunStatus.CANCELLED, "Pending\x00",
+]  # fmt: skip
+BAD_RUN_STATUSES_FOR_COMPLETE: list[Any] = [
+    "Running", RunStatus.RUNNING, "running", "succeeded", "SUCCEEDED", "Done", "", None, 3, "Pending",
+    StepStatus.PENDING, "Failed ",
+]  # fmt: skip
+
+
+def _bad_text(values: list[Any]) -> list[tuple[Any, type[InvalidArgument]]]:
+    return [(v, InvalidArgument) for v in values]
+
+
+CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidArgument]]]]] = {
+    # name: (method, good arguments, index of the argument replaced, bad values with the error they raise)
+    "start_run.flow_id": ("start_run", (FLOW, "f", "NEW", "manual", None, None, None), 0, _bad_text(BAD_UUIDS)),
+    "start_run.flow_name": ("start_run", (FLOW, "f", "NEW", "manual"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "start_run.run_id": ("start_run", (FLOW, "f", "NEW", "manual"), 2, _bad_text([None, *BAD_UUIDS])),
+    "start_run.trigger_key": ("start_run", (FLOW, "f", "NEW", "manual"), 3, _bad_text(BAD_REQUIRED_TEXT)),
+    "start_run.trigger_data": (
+        "start_run",
+        (FLOW, "f", "NEW", "manual", None),
+        4,
+        [(v, InvalidJson) for v in BAD_JSON_TEXT] + _bad_text(BAD_JSON_TYPES),
+    ),
+    "start_run.job_id": ("start_run", (FLOW, "f", "NEW", "manual", None, None), 5, _bad_text(BAD_OPTIONAL_TEXT)),
+    "start_run.source_run_id": (
+        "start_run",
+        (FLOW, "f", "NEW", "manual", None, None, None),
+        6,
+        _bad_text(BAD_UUIDS),
+    ),
+    "record_step_start.run_id": ("record_step_start", (RUN, "s", "task"), 0, _bad_text([None, *BAD_UUIDS])),
+    "record_step_start.step_key": ("record_step_start", (RUN, "s", "task"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "record_step_start.step_type": ("record_step_start", (RUN, "s", "task"), 2, _bad_text(BAD_REQUIRED_TEXT)),
+    "record_step_start.input_json": (
+        "record_step_start",
+        (RUN, "s", "task", None),
+        3,
+        [(v, InvalidJson) for v in BAD_JSON_TEXT] + _bad_text(BAD_JSON_TYPES),
+    ),
+    "record_step_start.job_id": ("record_step_start", (RUN, "s", "task", None, None), 4, _bad_text(BAD_OPTIONAL_TEXT)),
+    "record_step_complete.run_id": (
+        "record_step_complete",
+        (RUN, "s", "Succeeded"),
+        0,
+        _bad_text([None, *BAD_UUIDS]),
+    ),
+    "record_step_complete.step_key": (
+        "record_step_complete",
+        (RUN, "s", "Succeeded"),
+        1,
+        _bad_text(BAD_REQUIRED_TEXT),
+    ),
+    "record_step_complete.status": (
+        "record_step_complete",
+        (RUN, "s", "Succeeded"),
+        2,
+        [(v, InvalidStatus) for v in BAD_STEP_STATUSES],
+    ),
+    "record_step_complete.output_json": (
+        "record_step_complete",
+        (RUN, "s", "Succeeded", None),
+        3,
+        [(v, InvalidJson) for v in BAD_JSON_TEXT] + _bad_text(BAD_JSON_TYPES),
+    ),
+    "record_step_complete.error_message": (
+        "record_step_complete",
+        (RUN, "s", "Failed", None, None),
+        4,
+        _bad_text(BAD_OPTIONAL_TEXT),
+    ),
+    "complete_run.run_id": ("complete_run", (RUN, "Succeeded"), 0, _bad_text([None, *BAD_UUIDS])),
+    "complete_run.status": (
+        "complete_run",
+        (RUN, "Succeeded"),
+        1,
+        [(v, InvalidStatus) for v in BAD_RUN_STATUSES_FOR_COMPLETE],
+    ),
+    "retry_step.run_id": ("retry_step", (RUN, "s"), 0, _bad_text([None, *BAD_UUIDS])),
+    "retry_step.step_key": ("retry_step", (RUN, "s"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "try_record_dispatch.run_id": ("try_record_dispatch", (RUN, "d"), 0, _bad_text([None, *BAD_UUIDS])),
+    "try_record_dispatch.step_key": ("try_record_dispatch", (RUN, "d"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "release_dispatch.run_id": ("release_dispatch", (RUN, "d"), 0, _bad_text([None, *BAD_UUIDS])),
+    "release_dispatch.step_key": ("release_dispatch", (RUN, "d"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "annotate_dispatch.run_id": ("annotate_dispatch", (RUN, "d", "job"), 0, _bad_text([None, *BAD_UUIDS])),
+    "annotate_dispatch.step_key": ("annotate_dispatch", (RUN, "d", "job"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "annotate_dispatch.job_id": ("annotate_dispatch", (RUN, "d", "job"), 2, _bad_text(BAD_REQUIRED_TEXT)),
+    "get_dispatched_step_keys.run_id": ("get_dispatched_step_keys", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+    "get_run_detail.run_id": ("get_run_detail", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+}
+
+
+class CountingClock(FakeClock):
+    """A FakeClock that counts how often the store asked it for the time."""
+
+    calls = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        return super().__call__()
+
+
+def _arguments(good: tuple[Any, ...], index: int, bad: Any, run_id: uuid.UUID) -> list[Any]:
+    args = [run_id if a == RUN else uuid.uuid4() if a == "NEW" else a for a in good]
+    args[index] = bad
+    return args
+
+
+def _assert_rejected(call: Callable[[], Any], expected: type[InvalidArgument], label: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        call()
+    assert isinstance(info.value, expected), f"{label}: raised {type(info.value).__name__}"
+    assert isinstance(info.value, ValueError) and isinstance(info.value, FlowRunStoreError), label
+
+
+def _populated(store: Any) -> uuid.UUID:
+    rid = start(store, trigger_data='{"k": 1}')
+    store.record_step_start(rid, "s", "task", '{"i": 1}')
+    store.record_step_complete(rid, "s", "Failed", '{"o": 1}', "boom")
+    assert store.try_record_dispatch(rid, "d") is True
+    return rid
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("which", ["postgres", "memory"])
+def test_bad_argument_is_refused_before_any_read_or_write(
+    request: pytest.FixtureRequest, case: str, which: str
+) -> None:
+    method, good, index, bad_values = CASES[case]
+    clock = CountingClock()
+    if which == "postgres":
+        dsn = request.getfixturevalue("dsn")
+        store: Any = RunStore(dsn, clock=clock, migrate_schema=False, max_connections=2)
+    else:
+        store = InMemoryRunStore(clock=clock)
+    try:
+        known = _populated(store)
+        ghost = uuid.uuid4()
+        before = observe(store, [known, ghost])
+        rows = table_rows(store.dsn) if which == "postgres" else None
+        clock_calls = clock.calls
+        for run_id in (known, ghost):
+            for bad, expected in bad_values:
+                args = _arguments(good, index, bad, run_id)
+                label = f"{method}{tuple(args)!r} on {'known' if run_id == known else 'unknown'} run"
+                _assert_rejected(lambda args=args: getattr(store, method)(*args), expected, label)
+        assert clock.calls == clock_calls, "a rejected call asked the clock for the time"
+        assert observe(store, [known, ghost]) == before
+        if which == "postgres":
+            assert table_rows(store.dsn) == rows
+    finally:
+        store.close()
+
+    if which == "postgres":
+        # The store is closed: any call that reached for a connection would fail differently.
+        for bad, expected in bad_values:
+            args = _arguments(good, index, bad, known)
+            _assert_rejected(lambda args=args: getattr(store, method)(*args), expected, f"closed store {case}")
+
+
+def test_every_lifecycle_method_has_bad_argument_cases() -> None:
+    methods = {
+        "start_run", "record_step_start", "record_step_complete", "complete_run", "retry_step",
+        "try_record_dispatch", "release_dispatch", "annotate_dispatch", "get_dispatched_step_keys",
+        "get_run_detail",
+    }  # fmt: skip
+    assert {method for method, *_ in CASES.values()} == methods
+    # get_active_runs takes no argument; every other parameter of every method has a case.
+    for method in methods:
+        arity = getattr(InMemoryRunStore, method).__code__.co_argcount - 1
+        covered = {index for m, _, index, _ in CASES.values() if m == method}
+        assert covered == set(range(arity)), method
