@@ -8,6 +8,8 @@ whether the schema is usable, naming the command that fixes it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -51,17 +53,29 @@ def _engine(dsn: str, schema: str) -> sa.Engine:
     )
 
 
+@contextmanager
+def _translated() -> Iterator[None]:
+    # SQLAlchemy wraps driver errors; unwrap them so they are translated like every other.
+    with translate_errors():
+        try:
+            yield
+        except sa.exc.DBAPIError as exc:
+            if isinstance(exc.orig, psycopg.Error):
+                raise exc.orig from exc
+            raise
+
+
 def current_revision(dsn: str, schema: str) -> str | None:
     """The revision the database's schema is at, or None when it has no tables yet."""
     schema = schema_name(schema)
-    with translate_errors(), _engine(dsn, schema).connect() as conn:
+    with _translated(), _engine(dsn, schema).connect() as conn:
         return MigrationContext.configure(conn, opts={"version_table_schema": schema}).get_current_revision()
 
 
 def upgrade(dsn: str, schema: str = "flowrun") -> str:
     """Bring the schema to head; returns the revision it is at afterwards."""
     schema = schema_name(schema)
-    with translate_errors(), _engine(dsn, schema).connect() as conn:
+    with _translated(), _engine(dsn, schema).connect() as conn:
         conn.exec_driver_sql("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
         try:
             raw = conn.connection.driver_connection
@@ -79,6 +93,9 @@ def upgrade(dsn: str, schema: str = "flowrun") -> str:
             conn.commit()
             return head_revision()
         finally:
+            # A failed migration leaves its transaction aborted; end it so the unlock can run
+            # (the advisory lock is held by the session, so the rollback keeps it).
+            conn.rollback()
             conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
             conn.commit()
 

@@ -10,7 +10,9 @@ newest migration; older databases are upgraded by the migrations in
 
 from __future__ import annotations
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.dialects.postgresql import UUID
 
 from oltp.records import RunStatus, StepStatus
@@ -178,18 +180,28 @@ sa.event.listen(
         "CREATE EXTENSION IF NOT EXISTS pg_trgm"
     ),
 )
-sa.event.listen(
-    metadata,
-    "after_create",
-    sa.DDL(  # type: ignore[no-untyped-call]
-        f"CREATE INDEX ix_flow_runs_search_trgm ON flow_runs USING gin ({RUN_SEARCH_EXPRESSION} gin_trgm_ops)"
-    ),
-)
-sa.event.listen(
-    metadata,
-    "after_create",
-    sa.DDL(  # type: ignore[no-untyped-call]
-        "CREATE INDEX ix_flow_step_attempts_search_trgm ON flow_step_attempts"
-        f" USING gin ({ATTEMPT_SEARCH_EXPRESSION} gin_trgm_ops)"
-    ),
-)
+
+
+def _create_search_indexes(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
+    # pg_trgm lives in whichever schema first installed it (another store's schema, or the
+    # application's); our search_path holds only our schema and public, so name its
+    # operator class by the extension's schema rather than rely on the path.
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    row = raw.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
+    ).fetchone()
+    assert row is not None, "pg_trgm is created before the tables"
+    opclass = sql.SQL("{}.gin_trgm_ops").format(sql.Identifier(str(row[0])))
+    for index, table, expression in (
+        ("ix_flow_runs_search_trgm", "flow_runs", RUN_SEARCH_EXPRESSION),
+        ("ix_flow_step_attempts_search_trgm", "flow_step_attempts", ATTEMPT_SEARCH_EXPRESSION),
+    ):
+        raw.execute(
+            sql.SQL("CREATE INDEX {} ON {} USING gin ({} {})").format(
+                sql.Identifier(index), sql.Identifier(table), sql.SQL(expression), opclass
+            )
+        )
+
+
+sa.event.listen(metadata, "after_create", _create_search_indexes)
