@@ -6,6 +6,10 @@ with ``complete_run``. A step write to a run that is already terminal makes a
 new version of it: the revision is bumped and the run is queued for export in
 the same statement. Attempt numbers come from the step row's ``attempt_count``,
 incremented by an upsert, so concurrent starts of one step get distinct numbers.
+
+Completing and retrying a step lock the run in a statement of their own before
+they write (see ``_after_run_lock``), so that what they update and delete is read
+after the lock is theirs, not before it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,27 @@ bumped AS (
     SELECT id, revision, %(now)s FROM bumped
     ON CONFLICT (run_id) DO UPDATE SET revision = EXCLUDED.revision, enqueued_at = EXCLUDED.enqueued_at
 )"""
+
+_LOCK_RUN = "SELECT 1 FROM flow_runs WHERE id = %(run_id)s FOR NO KEY UPDATE"
+
+
+def _after_run_lock(conn: Conn, statement: str, params: dict[str, object]) -> tuple[object, ...]:
+    """Run ``statement`` in a transaction whose previous statement locked the run row.
+
+    Under READ COMMITTED a statement reads from the snapshot it took when it began. Had
+    the write waited for the run lock inside its own statement, it would then miss the
+    rows the lock holder inserted meanwhile (the attempt a concurrent start opened, the
+    outbox entry a concurrent ``complete_run`` queued) and close the wrong attempt or
+    leave a reopened run queued for export. Locking in a statement of its own makes the
+    write's snapshot start after the lock is ours; pipelined, it is still one round trip.
+    """
+    with conn.pipeline(), conn.transaction():
+        conn.execute(_LOCK_RUN, params)
+        cur = conn.execute(statement, params)
+    row = cur.fetchone()
+    assert row is not None
+    return row
+
 
 _STEP_START = f"""
 WITH run AS (
@@ -117,8 +142,7 @@ def record_step_complete(
         "error_message": error_message,
         "now": now,
     }
-    row = conn.execute(_STEP_COMPLETE, params).fetchone()
-    assert row is not None
+    row = _after_run_lock(conn, _STEP_COMPLETE, params)
     if not row[0]:
         raise RunNotFound(run_id)
     if not row[1]:
@@ -153,8 +177,7 @@ SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM step)
 
 def retry_step(conn: Conn, *, run_id: uuid.UUID, step_key: str) -> None:
     """Reset a step to Pending and reopen its run, in one transaction."""
-    row = conn.execute(_RETRY_STEP, {"run_id": run_id, "step_key": step_key}).fetchone()
-    assert row is not None
+    row = _after_run_lock(conn, _RETRY_STEP, {"run_id": run_id, "step_key": step_key})
     if not row[0]:
         raise RunNotFound(run_id)
     if not row[1]:
