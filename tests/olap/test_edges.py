@@ -1,0 +1,222 @@
+"""Edge cases of the reporting contract: arguments, windows, empty stores, ties, orphans, threads."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from olap import RunAnalytics
+from oltp.errors import (
+    InvalidArgument,
+    InvalidPaging,
+    InvalidStatus,
+    InvalidTimeRange,
+    NaiveDatetime,
+    StoreUnavailable,
+)
+from oltp.records import DashboardStatistics, Granularity, RunsPage
+from oltp.store import RunStore
+from tests.olap import archive_writer
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+UNREACHABLE = "postgresql://nobody@/nodb?host=/nonexistent-socket-dir"
+
+
+@pytest.fixture
+def offline() -> RunAnalytics:
+    """A reader whose database cannot be reached: only validation can answer."""
+    return RunAnalytics(UNREACHABLE, None)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda a: a.get_run_timeseries("hour", T0.replace(tzinfo=None), T0), NaiveDatetime),
+        (lambda a: a.get_run_timeseries("hour", T0, T0.replace(tzinfo=None)), NaiveDatetime),
+        (lambda a: a.get_run_timeseries("hour", T0, T0 - timedelta(microseconds=1)), InvalidTimeRange),
+        (lambda a: a.get_run_timeseries("hour", T0, T0 + timedelta(hours=10_001)), InvalidTimeRange),
+        (lambda a: a.get_run_timeseries("day", T0, T0 + timedelta(days=10_000, hours=1)), InvalidTimeRange),
+        (lambda a: a.get_run_timeseries("week", T0, T0 + timedelta(days=1)), InvalidArgument),
+        (lambda a: a.get_run_timeseries("Hour", T0, T0 + timedelta(days=1)), InvalidArgument),
+        (lambda a: a.get_run_timeseries("hour", "2026-03-01", T0), InvalidArgument),
+        (lambda a: a.get_run_timeseries("hour", T0, T0 + timedelta(days=1), flow_id="nope"), InvalidArgument),
+        (lambda a: a.get_runs_page(status="Succeded"), InvalidStatus),
+        (lambda a: a.get_runs_page(status=""), InvalidStatus),
+        (lambda a: a.get_runs_page(status=3), InvalidStatus),
+        (lambda a: a.get_runs_page(take=0), InvalidPaging),
+        (lambda a: a.get_runs_page(take=1001), InvalidPaging),
+        (lambda a: a.get_runs_page(skip=-1), InvalidPaging),
+        (lambda a: a.get_runs(take=True), InvalidPaging),
+        (lambda a: a.get_runs(skip=1.5), InvalidPaging),
+        (lambda a: a.get_runs(flow_id=42), InvalidArgument),
+        (lambda a: a.get_runs_page(search=7), InvalidArgument),
+        (lambda a: a.get_runs_page(search="a\x00b"), InvalidArgument),
+        (lambda a: a.get_derived_runs(None), InvalidArgument),
+        (lambda a: a.get_run_detail("not-a-uuid"), InvalidArgument),
+        (lambda a: a.sql("   "), InvalidArgument),
+    ],
+)
+def test_bad_arguments_raise_before_any_read(offline: RunAnalytics, call, error) -> None:
+    with pytest.raises(error) as info:
+        call(offline)
+    assert isinstance(info.value, ValueError)
+
+
+def test_an_empty_window_needs_no_database(offline: RunAnalytics) -> None:
+    assert offline.get_run_timeseries("hour", T0, T0) == []
+    shifted = T0.astimezone(timezone(timedelta(hours=-7)))
+    assert offline.get_run_timeseries(Granularity.DAY, shifted, T0) == []
+
+
+def test_an_unreachable_database_is_store_unavailable(offline: RunAnalytics) -> None:
+    with pytest.raises(StoreUnavailable):
+        offline.get_runs()
+
+
+def test_a_reader_needs_somewhere_to_read() -> None:
+    with pytest.raises(InvalidArgument):
+        RunAnalytics(None, None)
+
+
+def test_an_empty_store_answers_with_zeros(dsn: str, clock, tmp_path: Path) -> None:
+    for reader in (
+        RunAnalytics(dsn, str(tmp_path / "nothing-yet"), clock=clock),
+        RunAnalytics(dsn, None, clock=clock),
+        RunAnalytics(None, str(tmp_path / "nothing-yet"), clock=clock),
+    ):
+        assert reader.get_runs() == []
+        assert reader.get_runs_page(status="running", search="x") == RunsPage([], 0)
+        assert reader.get_statistics() == DashboardStatistics(0, 0, 0, 0)
+        buckets = reader.get_run_timeseries("hour", T0 + timedelta(minutes=59), T0 + timedelta(hours=3))
+        assert [b.timestamp for b in buckets] == [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+        assert all(b.total == b.running == 0 and b.p50_duration_ms is None for b in buckets)
+        assert len(reader.get_run_timeseries("hour", T0, T0 + timedelta(hours=10_000))) == 10_000
+        assert reader.get_derived_runs(uuid.uuid4()) == []
+        assert reader.get_run_detail(uuid.uuid4()) is None
+        assert reader.runs().height == 0 and "started_at" in reader.runs().columns
+        assert reader.steps().height == reader.attempts().height == 0
+        assert reader.sql("SELECT count(*) AS n FROM runs")["n"].to_list() == [0]
+        reader.close()
+
+
+def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, clock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    flow = uuid.uuid4()
+    # Ids spread over every leading byte, so byte order and text order are both exercised.
+    ids = [uuid.UUID(bytes=bytes([b]) + uuid.uuid4().bytes[1:]) for b in range(0, 256, 9)]
+    for rid in ids:
+        store.start_run(flow, "tied", rid, "manual")
+        store.complete_run(rid, "Succeeded")
+    root = tmp_path / "archive"
+    reader = RunAnalytics(dsn, str(root), clock=clock)
+    expected = sorted(ids, reverse=True)
+
+    def all_pages() -> list[uuid.UUID]:
+        seen: list[uuid.UUID] = []
+        for skip in range(0, len(ids), 4):
+            page = reader.get_runs_page(flow_id=flow, skip=skip, take=4)
+            assert page.total_count == len(ids)
+            seen += [r.id for r in page.runs]
+        return seen
+
+    assert all_pages() == expected
+    archive_writer.export(dsn, root, clock.now)
+    # Half of them leave PostgreSQL: live and archived runs interleave on one instant.
+    with store.db.connection() as conn:
+        conn.execute("DELETE FROM flow_runs WHERE id = ANY(%s)", (ids[::2],))
+    assert all_pages() == expected
+    assert [r.id for r in reader.get_runs(skip=3, take=5)] == expected[3:8]
+    store.close()
+    reader.close()
+
+
+def test_files_not_in_the_manifest_are_ignored(dsn: str, clock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    rid = uuid.uuid4()
+    store.start_run(uuid.uuid4(), "real", rid, "manual")
+    store.complete_run(rid, "Succeeded")
+    root = tmp_path / "archive"
+    archive_writer.export(dsn, root, clock.now)
+    # An orphan of a crashed export (renamed but never listed) and a file still being written.
+    ghost = {
+        "id": uuid.uuid4(),
+        "flow_id": uuid.uuid4(),
+        "flow_name": "ghost",
+        "status": "Succeeded",
+        "trigger_key": "manual",
+        "trigger_data_json": None,
+        "background_job_id": None,
+        "started_at": clock.now,
+        "completed_at": clock.now,
+        "source_run_id": None,
+        "revision": 2,
+        "exported_at": clock.now,
+    }
+    table = archive_writer._table("runs", [ghost])
+    archive_writer.write_file(root, "runs", clock.now.date(), "orphan", table)
+    (root / "runs" / f"started_date={clock.now.date()}" / ".partial.parquet.tmp").write_bytes(b"PAR1 not yet")
+    reader = RunAnalytics(dsn, str(root), clock=clock)
+    assert [r.flow_name for r in reader.get_runs()] == ["real"]
+    assert reader.get_statistics().total_flows == 1
+    # A reader of the files alone cannot tell an orphan from a listed file, but skips partial ones.
+    assert sorted(r.flow_name for r in RunAnalytics(None, str(root)).get_runs()) == ["ghost", "real"]
+    store.close()
+    reader.close()
+
+
+def test_sql_reports_bad_queries_as_bad_arguments(dsn: str, clock) -> None:
+    reader = RunAnalytics(dsn, None, clock=clock)
+    with pytest.raises(InvalidArgument):
+        reader.sql("SELECT nope FROM runs")
+    with pytest.raises(InvalidArgument):
+        reader.sql("SELEC 1")
+    assert reader.sql("SELECT 41 + 1 AS answer")["answer"].to_list() == [42]
+    reader.close()
+
+
+def test_one_reader_serves_many_threads(dsn: str, clock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    flow = uuid.uuid4()
+    for i in range(40):
+        clock.advance(minutes=7)
+        rid = uuid.uuid4()
+        store.start_run(flow, "threads", rid, "manual", None, f"job-{i}")
+        if i % 3:
+            clock.advance(seconds=i)
+            store.complete_run(rid, "Succeeded")
+    root = tmp_path / "archive"
+    archive_writer.export(dsn, root, clock.now)
+    reader = RunAnalytics(dsn, str(root), clock=clock)
+    since, until = T0 - timedelta(hours=1), clock.now + timedelta(hours=1)
+    expected = (
+        reader.get_runs_page(search="job-1"),
+        reader.get_statistics(),
+        reader.get_run_timeseries("hour", since, until),
+    )
+    failures: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                got = (
+                    reader.get_runs_page(search="job-1"),
+                    reader.get_statistics(),
+                    reader.get_run_timeseries("hour", since, until),
+                )
+                assert got == expected
+        except BaseException as exc:  # collected and re-raised in the main thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    assert expected[0].total_count == 11  # job-1, job-10 .. job-19
+    store.close()
+    reader.close()
