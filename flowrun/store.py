@@ -7,12 +7,18 @@ are added by the ``olap`` and ``sync`` packages as they land.
 from __future__ import annotations
 
 import os
+import uuid
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
+import polars as pl
+
 from flowrun import embedded
 from flowrun.config import Settings
+from olap.analytics import RunAnalytics
 from oltp.clock import Clock
+from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
 
 
@@ -25,6 +31,7 @@ class FlowRunStore(RunStore):
         )
         self.settings = settings
         self._server = server
+        self.analytics = RunAnalytics(dsn, settings.archive, schema=settings.schema, clock=clock)
 
     @classmethod
     def open(
@@ -53,3 +60,60 @@ class FlowRunStore(RunStore):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def close(self) -> None:
+        """Close the reporting reader and the connection pool."""
+        self.analytics.close()
+        super().close()
+
+    # -- reporting: live UNION archive (olap.RunAnalytics) --------------------------------------
+
+    def get_run_detail(self, run_id: uuid.UUID) -> FlowRunRecord | None:
+        """The run with steps and attempts from PostgreSQL, else from the archive once pruned."""
+        found = super().get_run_detail(run_id)
+        return found if found is not None else self.analytics.get_run_detail(run_id)
+
+    def get_runs(self, flow_id: uuid.UUID | None = None, skip: int = 0, take: int = 50) -> list[FlowRunRecord]:
+        """A page of runs, newest ``started_at`` first."""
+        return self.analytics.get_runs(flow_id, skip, take)
+
+    def get_runs_page(
+        self,
+        flow_id: uuid.UUID | None = None,
+        status: str | None = None,
+        skip: int = 0,
+        take: int = 50,
+        search: str | None = None,
+    ) -> RunsPage:
+        """A page of runs matching flow, status and search, with the total count."""
+        return self.analytics.get_runs_page(flow_id, status, skip, take, search)
+
+    def get_statistics(self) -> DashboardStatistics:
+        """Dashboard counts; "today" is the store clock's UTC day."""
+        return self.analytics.get_statistics()
+
+    def get_run_timeseries(
+        self, granularity: Granularity | str, since: datetime, until: datetime, flow_id: uuid.UUID | None = None
+    ) -> list[RunTimeseriesBucket]:
+        """Counts and duration percentiles per UTC hour or day."""
+        return self.analytics.get_run_timeseries(granularity, since, until, flow_id)
+
+    def get_derived_runs(self, source_run_id: uuid.UUID) -> list[FlowRunRecord]:
+        """Runs re-run from ``source_run_id``, newest first."""
+        return self.analytics.get_derived_runs(source_run_id)
+
+    def runs(self) -> pl.DataFrame:
+        """Every run, live and archived, as a polars frame."""
+        return self.analytics.runs()
+
+    def steps(self) -> pl.DataFrame:
+        """Every step at its run's newest version, as a polars frame."""
+        return self.analytics.steps()
+
+    def attempts(self) -> pl.DataFrame:
+        """Every attempt at its run's newest version, as a polars frame."""
+        return self.analytics.attempts()
+
+    def sql(self, query: str) -> pl.DataFrame:
+        """DuckDB SQL over the views ``runs``, ``steps`` and ``attempts``."""
+        return self.analytics.sql(query)

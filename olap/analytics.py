@@ -40,6 +40,7 @@ from oltp.errors import DatabaseError, InvalidArgument, StoreUnavailable
 from oltp.records import (
     DashboardStatistics,
     FlowRunRecord,
+    Granularity,
     RunsPage,
     RunTimeseriesBucket,
 )
@@ -148,7 +149,7 @@ class RunAnalytics:
 
     def get_run_timeseries(
         self,
-        granularity: str,
+        granularity: Granularity | str,
         since: datetime,
         until: datetime,
         flow_id: uuid.UUID | None = None,
