@@ -5,13 +5,15 @@ out an autocommit connection whose ``search_path`` is the store's schema. Most
 lifecycle methods are a single statement, so autocommit makes each one its own
 transaction in one round trip; methods that need several statements open an
 explicit transaction inside. Driver errors leave this module as the store's own
-taxonomy, chained to the original.
+taxonomy, chained to the original. A connection the server closed while it sat
+idle in the pool is replaced before it is handed out, so only calls that were
+in flight when the server went away fail.
 """
 
 from __future__ import annotations
 
-import logging
 import re
+import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,8 +25,6 @@ import psycopg_pool
 from psycopg import sql
 
 from oltp.errors import DatabaseError, FlowRunStoreError, InvalidArgument, StoreUnavailable
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -80,6 +80,19 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _closed_by_server(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """True when an idle connection is closed, or has input waiting (the server's goodbye, or EOF)."""
+    if conn.closed:
+        return True
+    fd = conn.fileno()
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fd], [], [], 0)  # Windows: no poll(), and no fd limit on sockets
+    return bool(readable)
+
+
 class Database:
     """A pool of autocommit connections to one schema of one PostgreSQL database."""
 
@@ -109,24 +122,38 @@ class Database:
             open=False,
             name="flowrun",
         )
-        with translate_errors():
-            self._pool.open(wait=True, timeout=timeout)
+        self._max_size = max_size
+        try:
+            with translate_errors():
+                self._pool.open(wait=True, timeout=timeout)
+        except StoreUnavailable:
+            self._pool.close()  # stop its workers from reconnecting forever
+            raise
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-        """Borrow a connection; driver errors come out translated."""
-        try:
-            with translate_errors(), self._pool.connection() as conn:
+        """Borrow a live connection; driver errors come out translated."""
+        with translate_errors():
+            conn = self._borrow()
+            try:
                 yield conn
-        except StoreUnavailable as exc:
-            cause = exc.__cause__
-            if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(
-                cause, _RETRYABLE
-            ):
-                # The server restarted or dropped us: replace every broken idle connection
-                # now, so the next call does not trip over one the pool still holds.
-                self._refresh()
-            raise
+            finally:
+                # A broken connection is dropped and replaced by the pool; an open
+                # transaction (none is left by our code) would be rolled back.
+                self._pool.putconn(conn)
+
+    def _borrow(self) -> psycopg.Connection[tuple[object, ...]]:
+        # A connection the server closed while it sat idle in the pool (a restart, an idle
+        # timeout, pg_terminate_backend) has the server's goodbye waiting on its socket.
+        # Nothing was sent on it yet, so swapping it for a live one is safe, and the first
+        # call after a restart does not fail for a reason that is already over.
+        for _ in range(self._max_size + 1):
+            conn = self._pool.getconn()
+            if not _closed_by_server(conn):
+                return conn
+            conn.close()
+            self._pool.putconn(conn)  # the pool discards a closed connection and opens a new one
+        return self._pool.getconn()
 
     def run(self, work: Callable[[psycopg.Connection[tuple[object, ...]]], T]) -> T:
         """Run ``work`` on a pooled connection, retrying it after a deadlock or serialization failure."""
@@ -140,12 +167,6 @@ class Database:
                     raise
             time.sleep(0.002 * attempt)
             attempt += 1
-
-    def _refresh(self) -> None:
-        try:
-            self._pool.check()
-        except Exception:  # the server may still be down; the pool reconnects later
-            log.debug("pool check after a connection error failed", exc_info=True)
 
     def close(self) -> None:
         """Close every connection of the pool."""

@@ -1,0 +1,195 @@
+"""A PostgreSQL restart in the middle of a multi-threaded workload.
+
+The test starts a server of its own (restarting the session's server would
+disturb every other test), runs engine-like workers through one ``RunStore``,
+and restarts the server under them. Calls in flight - one of them certainly,
+since it is parked behind a row lock when the server goes down - must fail with
+``StoreUnavailable`` and nothing else; later calls must succeed on the same
+store without reopening it; and every call that returned successfully must be
+in the database afterwards. A restart while the store is idle fails no call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from flowrun import embedded
+from oltp import migrate
+from oltp.errors import StoreUnavailable
+from oltp.records import RunStatus, StepStatus
+from oltp.store import RunStore
+
+FLOW = uuid.UUID(int=42)
+STEPS = ("extract", "load")
+
+
+@dataclass
+class RunLedger:
+    """What the store acknowledged for one run: only calls that returned are recorded."""
+
+    run_id: uuid.UUID
+    started: bool = False
+    dispatched: set[str] = field(default_factory=set)
+    step_started: set[str] = field(default_factory=set)
+    step_completed: set[str] = field(default_factory=set)
+    completed: bool = False
+
+
+@dataclass
+class Worker:
+    """One engine thread's record: its runs, the errors it saw, and when each call returned."""
+
+    runs: list[RunLedger] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    returned_at: list[float] = field(default_factory=list)
+
+
+def one_run(store: RunStore, worker: Worker) -> None:
+    """Play one run's lifecycle; stop at the first failed call (its effect is unknown)."""
+    ledger = RunLedger(uuid.uuid4())
+    worker.runs.append(ledger)
+    rid = ledger.run_id
+
+    def ok() -> None:
+        worker.returned_at.append(time.monotonic())
+
+    try:
+        store.start_run(FLOW, "fault", rid, "schedule", '{"n": 1}')
+        ledger.started = True
+        ok()
+        for key in STEPS:
+            assert store.try_record_dispatch(rid, key) is True
+            ledger.dispatched.add(key)
+            ok()
+            store.record_step_start(rid, key, "task", '{"in": 1}')
+            ledger.step_started.add(key)
+            ok()
+            store.record_step_complete(rid, key, "Succeeded", '{"out": 1}')
+            ledger.step_completed.add(key)
+            ok()
+        store.complete_run(rid, "Succeeded")
+        ledger.completed = True
+        ok()
+    except Exception as exc:
+        worker.errors.append(exc)
+
+
+def check_acknowledged(store: RunStore, ledger: RunLedger) -> None:
+    """Everything the store acknowledged for this run is in the database."""
+    detail = store.get_run_detail(ledger.run_id)
+    if not ledger.started:
+        return
+    assert detail is not None and detail.steps is not None, f"acknowledged run {ledger.run_id} is missing"
+    assert (detail.flow_name, detail.trigger_data_json) == ("fault", '{"n": 1}')
+    assert ledger.dispatched <= store.get_dispatched_step_keys(ledger.run_id)
+    steps = {s.step_key: s for s in detail.steps}
+    for key in ledger.step_started:
+        # Only one start of each step was ever attempted, so it is exactly one attempt.
+        assert steps[key].attempt_count == 1 and len(steps[key].attempts) == 1
+    for key in ledger.step_completed:
+        attempt = steps[key].attempts[0]
+        assert (attempt.status, attempt.output_json) == (StepStatus.SUCCEEDED, '{"out": 1}')
+        assert steps[key].status is StepStatus.SUCCEEDED
+    if ledger.completed:
+        assert detail.status is RunStatus.SUCCEEDED and detail.completed_at is not None
+
+
+def wait_for_lock_waiter(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            row = watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
+            if row and row[0] >= 1:
+                return
+            time.sleep(0.01)
+    pytest.fail("the parked call never queued behind the row lock")
+
+
+@pytest.fixture
+def private_server(tmp_path: Path) -> Any:
+    """A PostgreSQL server for this test alone (default settings, fsync on), removed afterwards."""
+    server = embedded.start(tmp_path / "pgdata", delete_on_exit=True)
+    yield server
+    # The handle still knows the pre-restart postmaster; stop the current one by its data dir first.
+    try:
+        embedded.pg_ctl(server, "-m", "immediate", "stop")
+    finally:
+        server.cleanup()
+
+
+def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(private_server: Any) -> None:
+    dsn = embedded.dsn(private_server)
+    migrate.upgrade(dsn)
+    store = RunStore(dsn, migrate_schema=False, max_connections=6, timeout=20)
+    workers = [Worker() for _ in range(4)]
+    stop = threading.Event()
+
+    def work(worker: Worker) -> None:
+        while not stop.is_set():
+            one_run(store, worker)
+
+    # A call parked behind a row lock is certainly in flight when the server goes down.
+    parked_run = uuid.uuid4()
+    store.start_run(FLOW, "parked", parked_run, "manual")
+    holder = psycopg.connect(dsn)
+    holder.execute("SELECT 1 FROM flowrun.flow_runs WHERE id = %s FOR UPDATE", (parked_run,))
+    parked: list[BaseException | None] = []
+
+    def park() -> None:
+        try:
+            store.complete_run(parked_run, "Succeeded")
+            parked.append(None)
+        except BaseException as exc:
+            parked.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers] + [threading.Thread(target=park)]
+    try:
+        for t in threads:
+            t.start()
+        wait_for_lock_waiter(dsn)
+        time.sleep(0.4)
+        before_restart = sum(len(w.returned_at) for w in workers)
+        embedded.restart(private_server)
+        restarted_at = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        holder.close()
+
+    errors = [e for w in workers for e in w.errors] + [e for e in parked if e is not None]
+    assert before_restart > 0
+    assert len(parked) == 1 and isinstance(parked[0], StoreUnavailable), parked
+    assert all(type(e) is StoreUnavailable for e in errors), [f"{type(e).__name__}: {e}" for e in errors]
+    for w in workers:
+        assert any(t > restarted_at for t in w.returned_at), "a worker never got a call through after the restart"
+
+    # Same store object, no reopening: a whole lifecycle goes through without an error.
+    after = Worker()
+    one_run(store, after)
+    assert after.errors == [] and after.runs[0].completed
+
+    for ledger in [r for w in [*workers, after] for r in w.runs]:
+        check_acknowledged(store, ledger)
+    detail = store.get_run_detail(parked_run)
+    assert detail is not None and detail.status is RunStatus.RUNNING  # the parked call was rolled back
+
+    # A restart while the store sits idle fails nothing at all: the pool's connections the
+    # server closed are replaced before a call uses them.
+    embedded.restart(private_server)
+    quiet = Worker()
+    for _ in range(3):
+        one_run(store, quiet)
+    assert quiet.errors == [] and all(r.completed for r in quiet.runs)
+    store.close()
