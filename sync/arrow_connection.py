@@ -1,0 +1,113 @@
+"""A PostgreSQL connection that speaks Arrow: parameters in, tables out.
+
+The archive jobs move columns, not rows, so they talk to PostgreSQL through
+ADBC (``adbc-driver-postgresql``): results arrive as Arrow tables through
+binary ``COPY`` with the archive's own types (``arrow.uuid``,
+``timestamp[us, UTC]``), and whole Arrow arrays bind as one array parameter
+(``= ANY($1::uuid[])``, ``unnest($1::uuid[], $2::int8[])``). No value becomes a
+Python object on the way. Driver errors leave as the store's taxonomy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import adbc_driver_manager
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+from psycopg import sql
+
+from oltp.errors import DatabaseError, StoreUnavailable
+
+# Connection loss, server shutdown, and conflicts that abort a transaction harmlessly.
+_TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01")
+
+
+@contextmanager
+def translate_adbc_errors() -> Iterator[None]:
+    """Re-raise ADBC errors as ``StoreUnavailable`` or ``DatabaseError``, chained to the original."""
+    try:
+        yield
+    except adbc_driver_manager.Error as exc:
+        state = exc.sqlstate or ""
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        transient = state.startswith("08") or state in _TRANSIENT_STATES
+        if transient or (not state and isinstance(exc, adbc_driver_manager.OperationalError)):
+            raise StoreUnavailable(f"database unavailable: {first}") from exc
+        raise DatabaseError(f"database error [{state or 'adbc'}]: {first}") from exc
+
+
+def array_param(values: pa.Array) -> pa.Array:
+    """Wrap an array as ONE list value, to bind as a PostgreSQL array parameter."""
+    return pa.ListArray.from_arrays(pa.array([0, len(values)], pa.int32()), values)
+
+
+def scalar_param(value: Any, type_: pa.DataType) -> pa.Array:
+    """A one-value array of ``type_``, to bind as a scalar parameter."""
+    return pa.array([value], type_)
+
+
+class ArrowConnection:
+    """One ADBC connection to the store's schema; explicit transactions only."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        with translate_adbc_errors():
+            self._conn = adbc.connect(dsn, autocommit=False)
+            self._cur = self._conn.cursor()
+            self._cur.execute(sql.SQL("SET search_path TO {}, public").format(sql.Identifier(schema)).as_string())
+            self._conn.commit()
+
+    def __enter__(self) -> ArrowConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (an open transaction is rolled back by the server)."""
+        with translate_adbc_errors():
+            self._cur.close()
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self, *, snapshot: bool = False) -> Iterator[None]:
+        """Commit the block's statements together; ``snapshot`` makes it REPEATABLE READ, READ ONLY."""
+        # ADBC has already opened the transaction (at connect or at the last commit):
+        # SET TRANSACTION is therefore its first statement.
+        with translate_adbc_errors():
+            if snapshot:
+                self._cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                yield
+            except BaseException:
+                with suppress(adbc_driver_manager.Error):  # the original error matters more
+                    self._conn.rollback()
+                raise
+            self._conn.commit()
+
+    def query(self, query: str, *params: pa.Array) -> pa.Table:
+        """Run a statement with positional parameters (``$1``...) and return its rows."""
+        with translate_adbc_errors():
+            self._execute(query, params)
+            return self._cur.fetch_arrow_table()
+
+    def execute(self, query: str, *params: pa.Array) -> None:
+        """Run a statement that returns no rows."""
+        with translate_adbc_errors():
+            self._execute(query, params)
+
+    def rows(self, query: str, *params: pa.Array) -> list[tuple[Any, ...]]:
+        """Run a statement and return its (few) rows as Python tuples."""
+        with translate_adbc_errors():
+            self._execute(query, params)
+            return list(self._cur.fetchall())
+
+    def _execute(self, query: str, params: tuple[pa.Array, ...]) -> None:
+        if params:
+            batch = pa.record_batch(list(params), names=[f"p{i}" for i in range(1, len(params) + 1)])
+            self._cur.execute(query, parameters=batch)
+        else:
+            self._cur.execute(query)

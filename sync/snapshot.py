@@ -1,0 +1,122 @@
+"""Reading export batches from PostgreSQL as Arrow, each batch from one snapshot.
+
+A batch is three statements in one ``REPEATABLE READ`` transaction: the next
+outbox rows with their runs, then the steps and the attempts of the runs to
+export (probed by primary key with ``= ANY($1::uuid[])``). Every row therefore
+belongs to the same revision of its run, the newest as of the snapshot. Each
+step and attempt gets its run's start time (its partition key) and revision
+by an Arrow lookup, not a SQL join, which keeps the plans to index probes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sync.arrow_connection import ArrowConnection, array_param, scalar_param
+from sync.arrow_schemas import TS, UUID
+
+# The outbox rows of one batch, oldest first, with their runs as of the snapshot. A row
+# is exportable when its run is terminal and this revision is not archived yet; the
+# others (a run reopened to Running, a revision already archived) are only dropped.
+_QUEUE = """
+SELECT o.run_id AS queue_run_id, o.enqueued_at AS queue_enqueued_at,
+       r.status <> 'Running' AND NOT EXISTS (
+           SELECT 1 FROM archived_runs a WHERE a.run_id = r.id AND a.revision >= r.revision
+       ) AS exportable,
+       r.id, r.flow_id, r.flow_name, r.status, r.trigger_key, r.trigger_data_json, r.background_job_id,
+       r.started_at, r.completed_at, r.source_run_id, r.revision
+  FROM export_outbox o JOIN flow_runs r ON r.id = o.run_id
+ {after}
+ ORDER BY o.enqueued_at, o.run_id
+ LIMIT $1
+"""
+_AFTER = "WHERE (o.enqueued_at, o.run_id) > ($2, $3)"
+
+_STEPS = """
+SELECT run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,
+       started_at, completed_at, attempt_count
+  FROM flow_steps WHERE run_id = ANY($1::uuid[])
+"""
+_ATTEMPTS = """
+SELECT run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,
+       started_at, completed_at
+  FROM flow_step_attempts WHERE run_id = ANY($1::uuid[])
+"""
+_OUTBOX_SIZE = "SELECT count(*) FROM export_outbox"
+
+
+class QueueKey(NamedTuple):
+    """Position in the outbox: batches are taken in (enqueued_at, run_id) order."""
+
+    enqueued_at: datetime
+    run_id: uuid.UUID
+
+
+class Batch(NamedTuple):
+    """One snapshot's worth of work: the outbox rows taken, and the rows to archive."""
+
+    taken_ids: pa.Array  # run id of every outbox row read
+    taken_revisions: pa.Array  # each run's revision in the snapshot
+    runs: pa.Table  # the exportable runs (archive columns but exported_at)
+    steps: pa.Table
+    attempts: pa.Table
+    last: QueueKey | None  # where the next batch starts
+
+    @property
+    def empty(self) -> bool:
+        """True when the outbox had nothing past the previous batch."""
+        return len(self.taken_ids) == 0
+
+
+def outbox_size(conn: ArrowConnection) -> int:
+    """Rows in the outbox now (a progress bar's total; runs come and go meanwhile)."""
+    with conn.transaction():
+        return int(conn.rows(_OUTBOX_SIZE)[0][0])
+
+
+def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int) -> Batch:
+    """The next ``limit`` outbox rows after ``after``, and every row of their exportable runs."""
+    with conn.transaction(snapshot=True):
+        params = [scalar_param(limit, pa.int64())]
+        if after is not None:
+            params += [scalar_param(after.enqueued_at, TS), scalar_param(after.run_id.bytes, UUID)]
+        queue = conn.query(_QUEUE.format(after=_AFTER if after is not None else ""), *params).combine_chunks()
+        runs = queue.filter(queue.column("exportable"))
+        ids = runs.column("id").combine_chunks()
+        if len(ids):
+            steps = conn.query(_STEPS, array_param(ids))
+            attempts = conn.query(_ATTEMPTS, array_param(ids))
+    last = None
+    if queue.num_rows:
+        last = QueueKey(queue.column("queue_enqueued_at")[-1].as_py(), queue.column("queue_run_id")[-1].as_py())
+    runs = runs.drop_columns(["queue_run_id", "queue_enqueued_at", "exportable"])
+    if not len(ids):
+        steps = attempts = pa.table({})
+    return Batch(
+        taken_ids=queue.column("id").combine_chunks(),
+        taken_revisions=queue.column("revision").combine_chunks(),
+        runs=runs,
+        steps=_with_run_columns(steps, runs),
+        attempts=_with_run_columns(attempts, runs),
+        last=last,
+    )
+
+
+def _with_run_columns(rows: pa.Table, runs: pa.Table) -> pa.Table:
+    """Add each row's run start time (the partition key) and run revision."""
+    if rows.num_columns == 0:
+        return rows
+    position = pc.index_in(
+        _storage(rows.column("run_id").combine_chunks()), value_set=_storage(runs.column("id").combine_chunks())
+    )
+    rows = rows.append_column("run_started_at", pc.take(runs.column("started_at"), position))
+    return rows.append_column("revision", pc.take(runs.column("revision"), position))
+
+
+def _storage(values: pa.Array) -> pa.Array:
+    return values.storage if isinstance(values, pa.ExtensionArray) else values
