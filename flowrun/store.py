@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -17,9 +17,14 @@ import polars as pl
 from flowrun import embedded
 from flowrun.config import Settings
 from olap.analytics import RunAnalytics
-from oltp.clock import Clock
+from oltp.clock import Clock, checked_now
 from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
+from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
+from sync.durations import retention
+from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
+from sync.progress import Progress
+from sync.prune import prune
 
 
 class FlowRunStore(RunStore):
@@ -117,3 +122,38 @@ class FlowRunStore(RunStore):
     def sql(self, query: str) -> pl.DataFrame:
         """DuckDB SQL over the views ``runs``, ``steps`` and ``attempts``."""
         return self.analytics.sql(query)
+
+    # -- export and retention (sync) -------------------------------------------------------------
+
+    def export(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
+    ) -> ExportReport:
+        """Move every completed run waiting in the outbox to the Parquet archive, exactly once."""
+        return export_completed_runs(
+            self.dsn,
+            self.settings.archive,
+            batch_size,
+            schema=self.schema,
+            clock=self._clock,
+            progress=progress,
+            wait=wait,
+        )
+
+    def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
+        """Delete from PostgreSQL the archived runs completed before now - ``older_than``; returns the count."""
+        keep = retention(older_than)
+        return prune(self.dsn, keep, now=checked_now(self._clock), schema=self.schema, progress=progress)
+
+    def compact(
+        self, *, max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS, progress: Progress | None = None, wait: float = 0.0
+    ) -> CompactReport:
+        """Merge each archive partition's small files and drop superseded run versions."""
+        return compact(
+            self.dsn,
+            self.settings.archive,
+            schema=self.schema,
+            clock=self._clock,
+            progress=progress,
+            wait=wait,
+            max_rows_per_file=max_rows_per_file,
+        )
