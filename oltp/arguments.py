@@ -18,6 +18,9 @@ from oltp.errors import InvalidArgument, InvalidJson, InvalidPaging, InvalidStat
 from oltp.records import RunStatus, StepStatus
 
 MAX_TAKE = 1000
+# Step keys are part of primary keys, and a PostgreSQL btree entry holds at most ~2,700
+# bytes: 512 characters are at most 2,048 bytes of UTF-8, with room for the run id.
+MAX_STEP_KEY = 512
 
 E = TypeVar("E", RunStatus, StepStatus)
 
@@ -46,6 +49,14 @@ def text(value: object, name: str) -> str:
     if value == "":
         raise InvalidArgument(f"{name} must not be empty")
     return _storable(value, name)
+
+
+def step_key(value: object) -> str:
+    """A step key: non-empty text of at most ``MAX_STEP_KEY`` characters."""
+    key = text(value, "step_key")
+    if len(key) > MAX_STEP_KEY:
+        raise InvalidArgument(f"step_key must be at most {MAX_STEP_KEY} characters, got {len(key)}")
+    return key
 
 
 def optional_text(value: object, name: str) -> str | None:

@@ -69,10 +69,24 @@ def translate_errors() -> Iterator[None]:
     except _RETRYABLE as exc:  # before OperationalError: they are subclasses of it
         raise StoreUnavailable(f"transaction aborted by a conflict, retry: {_first_line(exc)}") from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        # Class 08 (connection exception), 57P01-03 (shutdown) and a dropped socket.
-        raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        if _unreachable(exc):
+            raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        raise DatabaseError(f"database error [{exc.sqlstate}]: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise DatabaseError(f"database error [{exc.sqlstate}]: {_first_line(exc)}") from exc
+
+
+# Class 08 is "connection exception"; 57P01-57P03 are the server shutting down, crashing
+# or starting up; 53300 is "too many connections". psycopg files other errors under
+# OperationalError too - a key too long for its index (54000), a statement timeout
+# (57014) - but retrying those would fail again, so they are not "unavailable".
+_UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _unreachable(exc: psycopg.Error) -> bool:
+    """True when the error says the server cannot be reached (no SQLSTATE: the socket is gone)."""
+    state = exc.sqlstate
+    return state is None or state.startswith("08") or state in _UNREACHABLE_STATES
 
 
 def _first_line(exc: BaseException) -> str:

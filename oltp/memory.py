@@ -102,7 +102,7 @@ class InMemoryRunStore:
     ) -> None:
         """Open the step's next attempt (the step becomes Running)."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         kind = arg.text(step_type, "step_type")
         inputs = arg.json_text(input_json, "input_json")
         job = arg.optional_text(job_id, "job_id")
@@ -132,7 +132,7 @@ class InMemoryRunStore:
     ) -> None:
         """Close the step's newest attempt with this outcome."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         st = arg.step_status(status)
         output = arg.json_text(output_json, "output_json")
         error = arg.optional_text(error_message, "error_message")
@@ -163,7 +163,7 @@ class InMemoryRunStore:
     def retry_step(self, run_id: uuid.UUID, step_key: str) -> None:
         """Reset the step to Pending and the run to Running, clearing the dispatch."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         with self._lock:
             run = self._run(rid)
             step = run.steps.get(key)
@@ -179,7 +179,7 @@ class InMemoryRunStore:
     def try_record_dispatch(self, run_id: uuid.UUID, step_key: str) -> bool:
         """True for exactly one caller per (run, step) until the dispatch is released."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         checked_now(self._clock)
         with self._lock:
             run = self._run(rid)
@@ -191,7 +191,7 @@ class InMemoryRunStore:
     def release_dispatch(self, run_id: uuid.UUID, step_key: str) -> None:
         """Make the step dispatchable again; unknown runs and steps are a no-op."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         with self._lock:
             run = self._runs.get(rid)
             if run is not None:
@@ -200,7 +200,7 @@ class InMemoryRunStore:
     def annotate_dispatch(self, run_id: uuid.UUID, step_key: str, job_id: str) -> None:
         """Attach the dispatcher's job id; a missing dispatch record is ignored."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         job = arg.text(job_id, "job_id")
         with self._lock:
             run = self._runs.get(rid)

@@ -85,7 +85,7 @@ class RunStore:
     ) -> None:
         """Open the step's next attempt (the step becomes Running)."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         kind = arg.text(step_type, "step_type")
         inputs = arg.json_text(input_json, "input_json")
         job = arg.optional_text(job_id, "job_id")
@@ -106,7 +106,7 @@ class RunStore:
     ) -> None:
         """Close the step's newest attempt with this outcome."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         st = arg.step_status(status)
         output = arg.json_text(output_json, "output_json")
         error = arg.optional_text(error_message, "error_message")
@@ -127,26 +127,26 @@ class RunStore:
     def retry_step(self, run_id: uuid.UUID, step_key: str) -> None:
         """Reset the step to Pending and the run to Running, clearing the dispatch."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         self.db.run(lambda conn: attempts.retry_step(conn, run_id=rid, step_key=key))
 
     def try_record_dispatch(self, run_id: uuid.UUID, step_key: str) -> bool:
         """True for exactly one caller per (run, step) until the dispatch is released."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         now = checked_now(self._clock)
         return self.db.run(lambda conn: dispatch.try_record(conn, rid, key, now))
 
     def release_dispatch(self, run_id: uuid.UUID, step_key: str) -> None:
         """Make the step dispatchable again; unknown runs and steps are a no-op."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         self.db.run(lambda conn: dispatch.release(conn, rid, key))
 
     def annotate_dispatch(self, run_id: uuid.UUID, step_key: str, job_id: str) -> None:
         """Attach the dispatcher's job id; a missing dispatch record is ignored."""
         rid = arg.run_id(run_id)
-        key = arg.text(step_key, "step_key")
+        key = arg.step_key(step_key)
         job = arg.text(job_id, "job_id")
         self.db.run(lambda conn: dispatch.annotate(conn, rid, key, job))
 

@@ -49,7 +49,7 @@ HOSTILE = [
     "tab\tnew\nline\rcarriage",
     " leading and trailing ",
     "\u200b zero width \ufeff bom",
-    "x" * 2000,
+    "x" * 512,
 ]
 
 
@@ -186,7 +186,7 @@ def test_hostile_text_is_stored_verbatim(store: Any, text: str) -> None:
     assert step.attempts[0].error_message == text
     assert store.get_dispatched_step_keys(rid) == frozenset({text})
     # A lookalike key (a LIKE pattern or a case change) is a different step.
-    assert store.try_record_dispatch(rid, text + "%") is True
+    assert store.try_record_dispatch(rid, text[:511] + "%") is True
     store.release_dispatch(rid, text.upper() if text.upper() != text else text + "_")
     assert text in store.get_dispatched_step_keys(rid)
 
@@ -230,3 +230,30 @@ def test_a_clock_that_does_not_return_an_aware_datetime_is_rejected(store: Any, 
     assert store.get_run_detail(new) is None
     assert store.get_run_detail(rid) == before
     assert store.get_dispatched_step_keys(rid) == frozenset()
+
+
+@pytest.mark.parametrize("key", ["k" * 512, "🎉" * 512, "é" * 512], ids=["ascii", "emoji", "accented"])
+def test_step_keys_up_to_512_characters_work_everywhere(store: Any, key: str) -> None:
+    rid = start(store)
+    assert store.try_record_dispatch(rid, key) is True
+    store.annotate_dispatch(rid, key, "job")
+    store.record_step_start(rid, key, "task")
+    store.record_step_start(rid, key, "task")
+    store.record_step_complete(rid, key, "Failed")
+    store.retry_step(rid, key)
+    assert store.get_dispatched_step_keys(rid) == frozenset()
+    step = store.get_run_detail(rid).steps[0]
+    assert (step.step_key, step.attempt_count, step.status) == (key, 2, StepStatus.PENDING)
+
+
+def test_long_text_outside_keys_round_trips(store: Any) -> None:
+    long_text = "línea 🎉 " * 20_000
+    payload = json.dumps({"rows": [long_text[:1000]] * 1000}, ensure_ascii=False)
+    rid = start(store, flow_name=long_text, trigger_key=long_text, trigger_data=payload, job_id=long_text)
+    store.record_step_start(rid, "s", long_text, payload, long_text)
+    store.record_step_complete(rid, "s", "Failed", payload, long_text)
+    detail = store.get_run_detail(rid)
+    assert (detail.flow_name, detail.trigger_key, detail.background_job_id) == (long_text,) * 3
+    step = detail.steps[0]
+    assert (step.step_type, step.job_id, step.error_message) == (long_text,) * 3
+    assert detail.trigger_data_json == step.input_json == step.output_json == payload

@@ -41,6 +41,7 @@ BAD_UUIDS: list[Any] = [
     object(),
 ]
 BAD_REQUIRED_TEXT: list[Any] = ["", None, 42, 1.0, b"key", "a\x00b", "\ud800 lone surrogate", ["a"], StepStatus]
+BAD_STEP_KEYS: list[Any] = [*BAD_REQUIRED_TEXT, "k" * 513, "🎉" * 513]
 BAD_OPTIONAL_TEXT: list[Any] = [42, b"job", "a\x00b", "\udfff", ["x"], {"a": 1}]
 BAD_JSON_TEXT: list[str] = [
     "{",
@@ -96,7 +97,7 @@ CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidAr
         _bad_text(BAD_UUIDS),
     ),
     "record_step_start.run_id": ("record_step_start", (RUN, "s", "task"), 0, _bad_text([None, *BAD_UUIDS])),
-    "record_step_start.step_key": ("record_step_start", (RUN, "s", "task"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "record_step_start.step_key": ("record_step_start", (RUN, "s", "task"), 1, _bad_text(BAD_STEP_KEYS)),
     "record_step_start.step_type": ("record_step_start", (RUN, "s", "task"), 2, _bad_text(BAD_REQUIRED_TEXT)),
     "record_step_start.input_json": (
         "record_step_start",
@@ -115,7 +116,7 @@ CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidAr
         "record_step_complete",
         (RUN, "s", "Succeeded"),
         1,
-        _bad_text(BAD_REQUIRED_TEXT),
+        _bad_text(BAD_STEP_KEYS),
     ),
     "record_step_complete.status": (
         "record_step_complete",
@@ -143,13 +144,13 @@ CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidAr
         [(v, InvalidStatus) for v in BAD_RUN_STATUSES_FOR_COMPLETE],
     ),
     "retry_step.run_id": ("retry_step", (RUN, "s"), 0, _bad_text([None, *BAD_UUIDS])),
-    "retry_step.step_key": ("retry_step", (RUN, "s"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "retry_step.step_key": ("retry_step", (RUN, "s"), 1, _bad_text(BAD_STEP_KEYS)),
     "try_record_dispatch.run_id": ("try_record_dispatch", (RUN, "d"), 0, _bad_text([None, *BAD_UUIDS])),
-    "try_record_dispatch.step_key": ("try_record_dispatch", (RUN, "d"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "try_record_dispatch.step_key": ("try_record_dispatch", (RUN, "d"), 1, _bad_text(BAD_STEP_KEYS)),
     "release_dispatch.run_id": ("release_dispatch", (RUN, "d"), 0, _bad_text([None, *BAD_UUIDS])),
-    "release_dispatch.step_key": ("release_dispatch", (RUN, "d"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "release_dispatch.step_key": ("release_dispatch", (RUN, "d"), 1, _bad_text(BAD_STEP_KEYS)),
     "annotate_dispatch.run_id": ("annotate_dispatch", (RUN, "d", "job"), 0, _bad_text([None, *BAD_UUIDS])),
-    "annotate_dispatch.step_key": ("annotate_dispatch", (RUN, "d", "job"), 1, _bad_text(BAD_REQUIRED_TEXT)),
+    "annotate_dispatch.step_key": ("annotate_dispatch", (RUN, "d", "job"), 1, _bad_text(BAD_STEP_KEYS)),
     "annotate_dispatch.job_id": ("annotate_dispatch", (RUN, "d", "job"), 2, _bad_text(BAD_REQUIRED_TEXT)),
     "get_dispatched_step_keys.run_id": ("get_dispatched_step_keys", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
     "get_run_detail.run_id": ("get_run_detail", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
