@@ -152,19 +152,19 @@ def test_eight_processes_claim_each_of_300_keys_exactly_once(dsn: str) -> None:
         assert not any(store.try_record_dispatch(rid, key) for key in keys[:20])
 
 
-def test_six_threads_starting_one_step_get_sixty_distinct_attempts(dsn: str, clock: FakeClock) -> None:
-    with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=6) as store:
-        rid = start(store)
+def test_six_threads_starting_one_step_get_sixty_distinct_attempts(store: Any) -> None:
+    # Both stores: PostgreSQL through its pool, the in-memory one through its lock.
+    rid = start(store)
 
-        def ten_starts(thread: int) -> Callable[[], None]:
-            def go() -> None:
-                for n in range(10):
-                    store.record_step_start(rid, "hot", "task", f'{{"thread": {thread}, "n": {n}}}', f"t{thread}")
+    def ten_starts(thread: int) -> Callable[[], None]:
+        def go() -> None:
+            for n in range(10):
+                store.record_step_start(rid, "hot", "task", f'{{"thread": {thread}, "n": {n}}}', f"t{thread}")
 
-            return go
+        return go
 
-        assert run_together(*(ten_starts(t) for t in range(6))) == [None] * 6
-        step = store.get_run_detail(rid).steps[0]  # type: ignore[union-attr]
+    assert run_together(*(ten_starts(t) for t in range(6))) == [None] * 6
+    step = store.get_run_detail(rid).steps[0]  # type: ignore[union-attr]
     assert [a.attempt for a in step.attempts] == list(range(1, 61))
     assert step.attempt_count == 60
     assert sorted(a.input_json for a in step.attempts) == sorted(  # type: ignore[type-var]
