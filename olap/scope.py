@@ -75,7 +75,7 @@ def pg_where(scope: RunScope, params: PgParams) -> str:
     return " AND ".join(clauses) or "TRUE"
 
 
-def duck_where(scope: RunScope, alias: str, lowered_term: str | None = None) -> tuple[str, dict[str, Any]]:
+def duck_where(scope: RunScope, alias: str) -> tuple[str, dict[str, Any]]:
     """A WHERE condition over archive run rows ``alias`` and its named parameters.
 
     Search is not included: the caller adds it, since it needs the attempts scan.

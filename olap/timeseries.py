@@ -4,7 +4,8 @@ Buckets are aligned to UTC hours or days; ``since`` is aligned down to its bucke
 runs are counted from that aligned start (``aligned_since <= started_at < until``).
 DuckDB returns only the buckets that hold runs, numbered from the aligned start; this
 module lays them onto the full range so every bucket is present, empty ones with zero
-counts and no percentiles. The loop is over buckets (at most 10,000), never over runs.
+counts and no percentiles. The loop is over buckets (at most 10,000), never over runs; counting and
+percentiles (``quantile_cont``) happen in DuckDB (``queries/timeseries.sql``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
+from olap import unified
+from olap.live import Snapshot
+from olap.queries import load
+from olap.scope import PgParams, RunScope, duck_where, pg_where
+from olap.session import Sources
 from oltp import arguments as arg
 from oltp.errors import InvalidArgument, InvalidTimeRange
 from oltp.records import Granularity, RunTimeseriesBucket
@@ -72,6 +80,28 @@ def window(granularity_value: object, since: object, until: object) -> Window:
             f"the window spans {count} {g.value} buckets; at most {MAX_BUCKETS} are returned, narrow it"
         )
     return Window(aligned, end, width, count)
+
+
+def buckets(sources: Sources, win: Window, scope: RunScope) -> list[RunTimeseriesBucket]:
+    """Every bucket of the window over live UNION visible archived runs of the scope."""
+    pg_params = PgParams()
+    pg_filter = pg_where(scope, pg_params)
+    fields = "started_at, status, completed_at"
+
+    def read(snap: Snapshot) -> dict[str, pa.Table]:
+        # Live rows of the window double as the keys that hide their archived copies.
+        rows = snap.table(f"SELECT id, {fields} FROM flow_runs WHERE {pg_filter}", pg_params.values)
+        return {"live_keys": rows.select(["id", "started_at"]), "live_runs": rows}
+
+    with sources.call(read) as call:
+        where, params = duck_where(scope, "a")
+        parts = [f"SELECT {fields} FROM live_runs"]
+        parts += call.archive_parts("runs", fields, where, scope.since, scope.until)
+        rows = call.run(
+            load("timeseries").format(runs=unified.union(parts, "")),
+            {**params, "since_us": win.since_us, "width_us": win.width_us},
+        ).fetchall()
+    return fill(win, rows)
 
 
 def fill(win: Window, rows: Iterable[tuple[Any, ...]]) -> list[RunTimeseriesBucket]:

@@ -1,0 +1,140 @@
+"""Run lists: a page newest first with its total, a search page, and every run of a scope.
+
+A page takes the first ``skip + take`` rows of each side (live, and each group of
+archive files) in the final order, then merges them: the global page is always
+among those, and each archive scan stops early because files are sorted by start
+time. A search first collects the matching archive run versions once (their own
+fields, or any attempt of the same version), then counts and pages over them,
+fetching full rows only for the page.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from olap import archive, frames, live, search, unified
+from olap.live import Snapshot
+from olap.queries import load
+from olap.scope import PgParams, RunScope, duck_where, pg_where
+from olap.session import Call, Sources
+from oltp.records import FlowRunRecord, RunsPage
+
+ORDER = "ORDER BY started_at DESC, id DESC"
+_KEYS = "id, revision, started_at"
+
+
+def page(sources: Sources, scope: RunScope, skip: int, take: int, *, with_count: bool) -> RunsPage:
+    """Runs ``skip .. skip + take`` of the scope, newest first, and (``with_count``) how many match."""
+    keys_params, full_params = PgParams(), PgParams()
+    keys_where = pg_where(scope.immutable(), keys_params)
+    full_where = pg_where(scope, full_params)
+    live_total = [0]
+
+    def read(snap: Snapshot) -> dict[str, pa.Table]:
+        keys = live.run_keys(snap, keys_where, keys_params.values)
+        rows = live.runs(snap, full_where, full_params.values, f"{ORDER} LIMIT {skip + take}")
+        if with_count:
+            live_total[0] = live.count(snap, full_where, full_params.values) if scope.has_mutable else keys.num_rows
+        return {"live_keys": keys, "live_runs": rows}
+
+    with sources.call(read) as call:
+        where, params = duck_where(scope, "a")
+        if scope.search is not None:
+            return _search_page(call, scope, where, params, skip, take, live_total[0], with_count)
+        n = skip + take
+        branches = [f"(SELECT {unified.RUN_FIELDS} FROM live_runs {ORDER} LIMIT {n})"]
+        branches += [
+            f"({part} {ORDER} LIMIT {n})"
+            for part in call.archive_parts("runs", unified.RUN_FIELDS, where, scope.since, scope.until)
+        ]
+        query = load("page").format(branches="\nUNION ALL\n".join(branches))
+        rows = call.run(query, {**params, "take": take, "skip": skip}).fetchall()
+        total = 0
+        if with_count:
+            total = live_total[0]
+            parts = call.archive_parts("runs", "1 AS one", where, scope.since, scope.until)
+            if parts:
+                total += _scalar(call, f"SELECT count(*) FROM ({unified.union(parts, '')})", params)
+    return RunsPage([frames.run_record(r) for r in rows], total)
+
+
+def _search_page(
+    call: Call,
+    scope: RunScope,
+    where: str,
+    params: dict[str, Any],
+    skip: int,
+    take: int,
+    live_total: int,
+    with_count: bool,
+) -> RunsPage:
+    assert scope.search is not None
+    row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
+    lowered = str(row[0]) if row else ""
+    params = {**params, "term": lowered}
+    # (run_id, revision) of archive attempts that match. The runs side keeps only visible
+    # versions, so joining on the pair picks the winning version's attempts by itself.
+    attempt_files = call.manifest.select("attempts", scope.since, scope.until)
+    matched = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision WHERE FALSE"
+    if attempt_files:
+        matched = (
+            f"SELECT DISTINCT run_id, revision FROM {archive.parquet_scan(attempt_files)} a"
+            f" WHERE {search.duck_attempt_predicate('a', '$term')}"
+        )
+    call.run(f"CREATE OR REPLACE TEMP TABLE matched AS {matched}", params)
+    matches = (
+        f"({search.duck_run_predicate('a', lowered, '$term')}"
+        " OR EXISTS (SELECT 1 FROM matched m WHERE m.run_id = a.id AND m.revision = a.revision))"
+    )
+    parts = call.archive_parts("runs", _KEYS, f"{where} AND {matches}", scope.since, scope.until)
+    call.run(f"CREATE OR REPLACE TEMP TABLE hits AS {unified.union(parts, unified.project('runs', _KEYS))}", params)
+    total = live_total + _scalar(call, "SELECT count(*) FROM hits") if with_count else 0
+    call.run(
+        "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT * FROM ("
+        f" SELECT {_KEYS}, TRUE AS is_live FROM live_runs UNION ALL SELECT {_KEYS}, FALSE FROM hits)"
+        f" {ORDER} LIMIT $take OFFSET $skip",
+        {"take": take, "skip": skip},
+    )
+    branches = [f"SELECT {unified.RUN_FIELDS} FROM live_runs WHERE id IN (SELECT id FROM page_keys WHERE is_live)"]
+    bounds = call.run("SELECT min(started_at), max(started_at) FROM page_keys WHERE NOT is_live").fetchone()
+    lo, hi = bounds if bounds is not None else (None, None)
+    if lo is not None:
+        # Full rows only for the archived runs of the page, from the files of its days.
+        page_files = call.manifest.select("runs", lo, hi + timedelta(microseconds=1))
+        branches.append(
+            f"SELECT {unified.RUN_FIELDS} FROM {archive.parquet_scan(page_files)} a"
+            " WHERE a.started_at >= $lo AND a.started_at <= $hi AND EXISTS (SELECT 1 FROM page_keys p"
+            " WHERE NOT p.is_live AND p.id = a.id AND p.revision = a.revision)"
+        )
+    rows = call.run(f"SELECT * FROM ({' UNION ALL '.join(branches)}) {ORDER}", {"lo": lo, "hi": hi}).fetchall()
+    return RunsPage([frames.run_record(r) for r in rows], total)
+
+
+def all_runs(sources: Sources, scope: RunScope) -> list[FlowRunRecord]:
+    """Every run of the scope, newest first."""
+    full_params = PgParams()
+    full_where = pg_where(scope, full_params)
+
+    def read(snap: Snapshot) -> dict[str, pa.Table]:
+        rows = live.runs(snap, full_where, full_params.values)
+        if scope.has_mutable:
+            keys_params = PgParams()
+            keys = live.run_keys(snap, pg_where(scope.immutable(), keys_params), keys_params.values)
+        else:
+            keys = rows.select(["id", "started_at"])
+        return {"live_keys": keys, "live_runs": rows}
+
+    with sources.call(read) as call:
+        where, params = duck_where(scope, "a")
+        parts = [f"SELECT {unified.RUN_FIELDS} FROM live_runs"]
+        parts += call.archive_parts("runs", unified.RUN_FIELDS, where, scope.since, scope.until)
+        rows = call.run(f"SELECT * FROM ({unified.union(parts, '')}) {ORDER}", params).fetchall()
+    return [frames.run_record(r) for r in rows]
+
+
+def _scalar(call: Call, query: str, params: dict[str, Any] | None = None) -> int:
+    row = call.run(query, params).fetchone()
+    return int(row[0]) if row else 0
