@@ -28,19 +28,15 @@ from oltp.records import RunStatus, StepStatus
 from oltp.store import RunStore
 
 FLOW = uuid.UUID(int=42)
-STEPS = ("extract", "load")
 
 
 @dataclass
 class RunLedger:
-    """What the store acknowledged for one run: only calls that returned are recorded."""
+    """One run's calls that returned (in order), and the call that failed, if one did."""
 
     run_id: uuid.UUID
-    started: bool = False
-    dispatched: set[str] = field(default_factory=set)
-    step_started: set[str] = field(default_factory=set)
-    step_completed: set[str] = field(default_factory=set)
-    completed: bool = False
+    acknowledged: list[tuple[str, ...]] = field(default_factory=list)
+    failed: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -53,53 +49,63 @@ class Worker:
 
 
 def one_run(store: RunStore, worker: Worker) -> None:
-    """Play one run's lifecycle; stop at the first failed call (its effect is unknown)."""
+    """Play one run's lifecycle - a retried step, reads, every write - stopping at the first failed call."""
     ledger = RunLedger(uuid.uuid4())
     worker.runs.append(ledger)
     rid = ledger.run_id
-
-    def ok() -> None:
+    plan: list[tuple[tuple[str, ...], Any]] = [
+        (("start_run",), lambda: store.start_run(FLOW, "fault", rid, "schedule", '{"n": 1}')),
+        (("dispatch", "extract"), lambda: store.try_record_dispatch(rid, "extract")),
+        (("start", "extract"), lambda: store.record_step_start(rid, "extract", "task", '{"in": 1}')),
+        (("complete", "extract", "Succeeded"), lambda: store.record_step_complete(rid, "extract", "Succeeded", "[1]")),
+        (("read",), lambda: store.get_run_detail(rid)),
+        (("start", "flaky"), lambda: store.record_step_start(rid, "flaky", "task")),
+        (("complete", "flaky", "Failed"), lambda: store.record_step_complete(rid, "flaky", "Failed", None, "boom")),
+        (("retry", "flaky"), lambda: store.retry_step(rid, "flaky")),
+        (("start", "flaky"), lambda: store.record_step_start(rid, "flaky", "task")),
+        (("complete", "flaky", "Succeeded"), lambda: store.record_step_complete(rid, "flaky", "Succeeded", "[2]")),
+        (("complete_run",), lambda: store.complete_run(rid, "Succeeded")),
+        (("read",), lambda: store.get_dispatched_step_keys(rid)),
+    ]
+    for op, call in plan:
+        try:
+            result = call()
+        except Exception as exc:
+            ledger.failed = op
+            worker.errors.append(exc)
+            return
+        if op[0] == "dispatch":
+            assert result is True
+        ledger.acknowledged.append(op)
         worker.returned_at.append(time.monotonic())
-
-    try:
-        store.start_run(FLOW, "fault", rid, "schedule", '{"n": 1}')
-        ledger.started = True
-        ok()
-        for key in STEPS:
-            assert store.try_record_dispatch(rid, key) is True
-            ledger.dispatched.add(key)
-            ok()
-            store.record_step_start(rid, key, "task", '{"in": 1}')
-            ledger.step_started.add(key)
-            ok()
-            store.record_step_complete(rid, key, "Succeeded", '{"out": 1}')
-            ledger.step_completed.add(key)
-            ok()
-        store.complete_run(rid, "Succeeded")
-        ledger.completed = True
-        ok()
-    except Exception as exc:
-        worker.errors.append(exc)
 
 
 def check_acknowledged(store: RunStore, ledger: RunLedger) -> None:
-    """Everything the store acknowledged for this run is in the database."""
+    """Everything the store acknowledged for this run is in the database (the failed call may or may not be)."""
     detail = store.get_run_detail(ledger.run_id)
-    if not ledger.started:
+    if not ledger.acknowledged:
         return
     assert detail is not None and detail.steps is not None, f"acknowledged run {ledger.run_id} is missing"
     assert (detail.flow_name, detail.trigger_data_json) == ("fault", '{"n": 1}')
-    assert ledger.dispatched <= store.get_dispatched_step_keys(ledger.run_id)
     steps = {s.step_key: s for s in detail.steps}
-    for key in ledger.step_started:
-        # Only one start of each step was ever attempted, so it is exactly one attempt.
-        assert steps[key].attempt_count == 1 and len(steps[key].attempts) == 1
-    for key in ledger.step_completed:
-        attempt = steps[key].attempts[0]
-        assert (attempt.status, attempt.output_json) == (StepStatus.SUCCEEDED, '{"out": 1}')
-        assert steps[key].status is StepStatus.SUCCEEDED
-    if ledger.completed:
+    starts: dict[str, int] = {}
+    for op in ledger.acknowledged:
+        if op[0] == "dispatch":
+            assert op[1] in store.get_dispatched_step_keys(ledger.run_id)
+        elif op[0] == "start":
+            starts[op[1]] = starts.get(op[1], 0) + 1
+        elif op[0] == "complete":
+            # The attempt this call closed is the one the acknowledged starts opened.
+            assert steps[op[1]].attempts[starts[op[1]] - 1].status == op[2]
+        elif op[0] == "retry":
+            assert steps[op[1]].attempts[starts[op[1]] - 1].status is StepStatus.FAILED
+    for key, count in starts.items():
+        maybe_one_more = ledger.failed == ("start", key)
+        assert steps[key].attempt_count in ((count, count + 1) if maybe_one_more else (count,))
+        assert len(steps[key].attempts) == steps[key].attempt_count
+    if ("complete_run",) in ledger.acknowledged:
         assert detail.status is RunStatus.SUCCEEDED and detail.completed_at is not None
+        assert steps["flaky"].status is StepStatus.SUCCEEDED and steps["flaky"].attempt_count == 2
 
 
 def wait_for_lock_waiter(dsn: str) -> None:
@@ -178,7 +184,7 @@ def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(pr
     # Same store object, no reopening: a whole lifecycle goes through without an error.
     after = Worker()
     one_run(store, after)
-    assert after.errors == [] and after.runs[0].completed
+    assert after.errors == [] and after.runs[0].acknowledged[-2] == ("complete_run",)
 
     for ledger in [r for w in [*workers, after] for r in w.runs]:
         check_acknowledged(store, ledger)
@@ -191,5 +197,5 @@ def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(pr
     quiet = Worker()
     for _ in range(3):
         one_run(store, quiet)
-    assert quiet.errors == [] and all(r.completed for r in quiet.runs)
+    assert quiet.errors == [] and all(len(r.acknowledged) == 12 for r in quiet.runs)
     store.close()
