@@ -45,11 +45,12 @@ def pg_predicate(placeholder: str) -> str:
     """Live-side match of ``flow_runs`` rows against the ILIKE pattern bound to ``placeholder``.
 
     The expressions are repeated verbatim from ``oltp.schema`` so PostgreSQL can use the
-    trigram indexes built on them.
+    trigram indexes built on them; the two sides are a UNION rather than an OR so each
+    one can be a bitmap index scan.
     """
     return (
-        f"({RUN_SEARCH_EXPRESSION} ILIKE {placeholder}"
-        f" OR id IN (SELECT run_id FROM flow_step_attempts WHERE {ATTEMPT_SEARCH_EXPRESSION} ILIKE {placeholder}))"
+        f"id IN (SELECT id FROM flow_runs WHERE {RUN_SEARCH_EXPRESSION} ILIKE {placeholder}"
+        f" UNION ALL SELECT run_id FROM flow_step_attempts WHERE {ATTEMPT_SEARCH_EXPRESSION} ILIKE {placeholder})"
     )
 
 

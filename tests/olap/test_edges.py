@@ -220,3 +220,25 @@ def test_one_reader_serves_many_threads(dsn: str, clock, tmp_path: Path) -> None
     assert expected[0].total_count == 11  # job-1, job-10 .. job-19
     store.close()
     reader.close()
+
+
+def test_a_term_holding_the_field_separator_never_spans_two_fields(dsn: str, clock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    inside, plain = uuid.uuid4(), uuid.uuid4()
+    store.start_run(uuid.uuid4(), "left\x1fright", inside, "manual")
+    store.start_run(uuid.uuid4(), "plain", plain, "manual")
+    for rid in (inside, plain):
+        store.complete_run(rid, "Succeeded")
+    root = tmp_path / "archive"
+    reader = RunAnalytics(dsn, str(root), clock=clock)
+
+    def found(term: str) -> list[uuid.UUID]:
+        return [r.id for r in reader.get_runs_page(search=term).runs]
+
+    for _ in ("live", "archived"):
+        assert found("T\x1fR") == [inside]
+        assert found("plain\x1fmanual") == []
+        archive_writer.export(dsn, root, clock.now)
+        archive_writer.prune(dsn, clock.now + timedelta(seconds=1))
+    store.close()
+    reader.close()
