@@ -153,7 +153,8 @@ def _rewrite_group(
     result: _Rewrite,
 ) -> None:
     tables = [conform(storage.read_table(entry.path), kind) for entry in group]
-    table = pa.concat_tables(tables)
+    # Files have their own dictionaries for the status columns; a join needs one per column.
+    table = pa.concat_tables(tables).unify_dictionaries()
     before = table.num_rows
     if superseded.num_rows:
         stale = superseded.rename_columns([RUN_ID[kind], "revision"])

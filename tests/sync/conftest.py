@@ -1,0 +1,34 @@
+"""Fixtures of the export suite: a store on a fresh database, an empty archive, a plain connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from oltp.store import RunStore
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> str:
+    """An archive root that does not exist yet (the first export creates it)."""
+    return str(tmp_path / "archive")
+
+
+@pytest.fixture
+def store(dsn: str, clock: FakeClock) -> Iterator[RunStore]:
+    """The lifecycle store that writes the runs the exporter archives."""
+    with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=4) as pg:
+        yield pg
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """An autocommit connection on the store's schema, for looking behind the API."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO flowrun, public; SET TIME ZONE 'UTC'")
+        yield conn

@@ -1,0 +1,168 @@
+"""Crash safety with real process kills: SIGKILL at 23 exact moments, then rerun and check.
+
+Each case runs an export (or compaction, or prune) in a child process that
+stops at one named stage (``sync.crash_points``) and is killed there with
+SIGKILL. Right after the kill every visible Parquet file must be whole. Then
+the job is run again to completion in this process and the archive must hold
+every completed run exactly once at its newest revision, with exactly its
+steps and attempts, no temporary or orphan file, and an empty outbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oltp.store import RunStore
+from sync import compact, export_completed_runs, prune
+from tests.conftest import FakeClock
+from tests.sync import archive_checks, killable, workload
+
+BATCH = 3
+# A killed job's server session ends a moment after the process: the rerun waits for its lock.
+WAIT = 30.0
+
+# (job, stage) kills applied in order before the final run; a stage is "<name>:<n-th time>".
+EXPORT_KILLS = [
+    [("export", "lock_acquired:1")],
+    [("export", "snapshot_read:1")],
+    [("export", "tmp_written:1")],
+    [("export", "tmp_synced:1")],
+    [("export", "renamed:1")],
+    [("export", "renamed:5")],
+    [("export", "dir_synced:1")],
+    [("export", "files_published:1")],
+    [("export", "before_commit:1")],
+    [("export", "after_commit:1")],
+    [("export", "between_batches:1")],
+    [("export", "snapshot_read:2")],
+    [("export", "tmp_written:8")],
+    [("export", "before_commit:3")],
+    [("export", "after_commit:3")],
+    [("export", "files_published:1"), ("export", "orphan_removed:1")],
+    [("export", "tmp_synced:2"), ("export", "orphan_removed:2")],
+]
+COMPACT_KILLS = [
+    [("compact", "compact_written:1")],
+    [("compact", "compact_before_commit:1")],
+    [("compact", "compact_after_commit:1")],
+    [("compact", "compact_old_removed:1")],
+    [("compact", "compact_before_commit:2")],
+]
+
+
+def _prepare(store: RunStore, clock: FakeClock, dsn: str, archive: str) -> None:
+    """An archive with history, and a queue of new runs plus two runs completed again."""
+    first = workload.play(store, clock, 6)
+    export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock)
+    for rid in first[:2]:
+        workload.reopen_and_complete(store, clock, rid)
+    workload.play(store, clock, 6)
+    workload.play(store, clock, 1, complete=False)
+
+
+@pytest.fixture
+def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[killable.Child]]:
+    """One child process per kill of the case, spawned (and importing) while the test prepares."""
+    spawned = [killable.Child(stage, tmp_path) for _, stage in request.param]
+    yield spawned
+    for child in spawned:
+        child.discard()
+
+
+def _kill(
+    kills: list[tuple[str, str]], children: list[killable.Child], dsn: str, archive: str, clock: FakeClock
+) -> None:
+    for (job, _), child in zip(kills, children, strict=True):
+        child.run(job, dsn, archive, clock.now.isoformat(), BATCH)
+        child.kill_when_paused()
+        archive_checks.assert_every_file_whole(archive)
+
+
+def _newest_rows(archive: str, db: Any) -> dict[str, set[tuple[Any, ...]]]:
+    """The (run, revision, ...) rows at each run's archived revision, per kind (from listed files only)."""
+    archived = set(db.execute("SELECT run_id, revision FROM archived_runs").fetchall())
+    keys = {
+        "runs": "id, revision",
+        "steps": "run_id, revision, step_key",
+        "attempts": "run_id, revision, step_key, attempt",
+    }
+    return {
+        kind: {row for row in archive_checks.query(archive, kind, f"SELECT {cols} FROM t") if row[:2] in archived}
+        for kind, cols in keys.items()
+    }
+
+
+def _case(kills: list[tuple[str, str]]) -> Any:
+    return pytest.param(kills, kills, id="+".join(stage for _, stage in kills))
+
+
+@pytest.mark.parametrize(("kills", "children"), [_case(k) for k in EXPORT_KILLS], indirect=["children"])
+def test_export_killed_then_rerun_archives_every_run_once(
+    kills: list[tuple[str, str]],
+    children: list[killable.Child],
+    store: RunStore,
+    clock: FakeClock,
+    dsn: str,
+    archive: str,
+    db: Any,
+) -> None:
+    _prepare(store, clock, dsn, archive)
+    _kill(kills, children, dsn, archive, clock)
+
+    export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock, wait=WAIT)
+
+    archive_checks.assert_exactly_once(db, archive)
+    assert archive_checks.run_ids(db, "status = 'Running'")  # the running run stayed live and unarchived
+    running = archive_checks.run_ids(db, "status = 'Running'")
+    assert not {r[0] for r in archive_checks.query(archive, "runs", "SELECT id FROM t")} & running
+
+
+@pytest.mark.parametrize(("kills", "children"), [_case(k) for k in COMPACT_KILLS], indirect=["children"])
+def test_compaction_killed_then_rerun_keeps_the_newest_rows(
+    kills: list[tuple[str, str]],
+    children: list[killable.Child],
+    store: RunStore,
+    clock: FakeClock,
+    dsn: str,
+    archive: str,
+    db: Any,
+) -> None:
+    _prepare(store, clock, dsn, archive)
+    export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock)
+    before = _newest_rows(archive, db)
+    assert db.execute("SELECT count(*) FROM archive_superseded").fetchone() == (2,)
+
+    _kill(kills, children, dsn, archive, clock)
+    # Whatever the kill left, the next job (an export here) cleans up first.
+    export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock, wait=WAIT)
+    archive_checks.assert_exactly_once(db, archive)
+    compact(dsn, archive, clock=clock)
+
+    archive_checks.assert_exactly_once(db, archive)
+    assert _newest_rows(archive, db) == before
+    assert db.execute("SELECT count(*) FROM archive_superseded").fetchone() == (0,)
+    per_partition = db.execute("SELECT count(*) FROM archive_files GROUP BY kind, started_date").fetchall()
+    assert {n for (n,) in per_partition} == {1}
+
+
+def test_prune_killed_between_batches_keeps_every_deleted_run_archived(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
+) -> None:
+    child = killable.Child("prune_batch:1", tmp_path)
+    _prepare(store, clock, dsn, archive)
+    export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock)
+    completed = archive_checks.run_ids(db, "status <> 'Running'")
+
+    child.run("prune", dsn, archive, clock.now.isoformat(), 2)
+    child.kill_when_paused()
+    assert len(completed - archive_checks.run_ids(db)) == 2  # the first batch committed, nothing else
+    assert prune(dsn, timedelta(0), now=clock.now, batch_size=2) == len(completed) - 2
+
+    assert archive_checks.run_ids(db) == archive_checks.run_ids(db, "status = 'Running'")
+    archived = {r[0] for r in archive_checks.query(archive, "runs", "SELECT id FROM t")}
+    assert completed <= archived
