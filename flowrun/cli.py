@@ -1,57 +1,393 @@
-"""The ``flowrun`` command line."""
+"""The ``flowrun`` command line: run the demo, migrate, export, prune, compact and query the store.
+
+Every command is a thin shell over one ``FlowRunStore`` method: arguments are
+parsed and validated first (nothing is opened or written for a bad one), the
+store is opened from the global options through ``Location`` (the one place
+that knows how), and the answer is printed as a rich table or, with ``--json``,
+as plain JSON for scripts. ``main`` turns the store's own errors into one red
+line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
-import json
-import random
-import uuid
+import sys
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from flowrun import dashboard, demo, embedded, jsonable, tables
+from flowrun.config import Settings
+from flowrun.demo_clock import ThreadClock
 from flowrun.store import FlowRunStore
+from oltp import arguments
 from oltp import migrate as migrations
-from oltp.errors import FlowRunStoreError
+from oltp.clock import Clock
+from oltp.errors import FlowRunStoreError, InvalidArgument
+from oltp.records import Granularity
+from sync.durations import parse_duration, retention
+from sync.errors import ArchiveBusy
+from sync.export import DEFAULT_BATCH_SIZE
+from sync.progress import console_progress
 
-app = typer.Typer(no_args_is_help=True, help="Run history for workflow engines: PostgreSQL, Parquet, DuckDB.")
-console = Console()
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports.",
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# Exit codes: 0 success, 1 "not found", 2 a user mistake or an unusable store.
+NOT_FOUND = 1
+USAGE = 2
+
+
+@dataclass
+class Location:
+    """Where the store lives, from the global options; opens it (and its embedded server) on demand."""
+
+    dsn: str | None = None
+    archive: str | None = None
+    home: str | None = None
+    schema: str | None = None
+    _server: Any = field(default=None, repr=False)
+
+    def settings(self) -> Settings:
+        """Options first, then ``FLOWRUN_*`` variables, then defaults."""
+        return Settings.resolve(dsn=self.dsn, archive=self.archive, home=self.home, schema=self.schema)
+
+    def database(self, settings: Settings) -> str:
+        """The DSN to use: the configured one, else the embedded server's (started on first use)."""
+        if settings.dsn is not None:
+            return settings.dsn
+        if self._server is None:
+            # The handle stops the server when this process exits (unless another process still uses it).
+            self._server = embedded.start(settings.pgdata)
+        return embedded.dsn(self._server)
+
+    def open(self, *, clock: Clock | None = None, migrate: bool = False) -> FlowRunStore:
+        """Open the store; without ``migrate`` an old or empty schema raises ``MigrationRequired``."""
+        settings = self.settings()
+        return FlowRunStore.open(
+            dsn=self.database(settings),
+            archive=settings.archive,
+            clock=clock,
+            migrate=migrate,
+            home=settings.home,
+            schema=settings.schema,
+        )
+
+    def migrate(self) -> tuple[str, str]:
+        """Create or upgrade the schema; returns (schema, revision)."""
+        settings = self.settings()
+        return settings.schema, migrations.upgrade(self.database(settings), settings.schema)
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+
+
+@app.callback()
+def options(
+    ctx: typer.Context,
+    dsn: Annotated[
+        str | None,
+        typer.Option(help="PostgreSQL URI (env FLOWRUN_DSN; default: the embedded server in --home)."),
+    ] = None,
+    archive: Annotated[
+        str | None, typer.Option(help="Archive directory or URI (env FLOWRUN_ARCHIVE; default: <home>/archive).")
+    ] = None,
+    home: Annotated[
+        str | None, typer.Option(help="Data directory (env FLOWRUN_HOME; default: ~/.local/share/flowrun).")
+    ] = None,
+    schema: Annotated[
+        str | None, typer.Option(help="PostgreSQL schema of the store (env FLOWRUN_SCHEMA; default: flowrun).")
+    ] = None,
+) -> None:
+    """Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports."""
+    ctx.obj = Location(dsn=dsn, archive=archive, home=home, schema=schema)
+
+
+def _location(ctx: typer.Context) -> Location:
+    location = ctx.obj
+    assert isinstance(location, Location)
+    return location
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(jsonable.dumps(value) + "\n")
+
+
+# -- schema ------------------------------------------------------------------------------
 
 
 @app.command()
-def demo(runs: int = typer.Option(300, help="Number of flow runs to play.")) -> None:
-    """Play an engine workload on the embedded server and show what the store says."""
-    start = datetime.now(UTC) - timedelta(days=1)
-    now = [start]
-    with FlowRunStore.open(clock=lambda: now[0]) as store:
-        rng = random.Random(7)
-        for _ in range(runs):
-            now[0] += timedelta(seconds=rng.randint(1, 200))
-            rid = uuid.uuid4()
-            store.start_run(uuid.UUID(int=rng.randint(1, 5)), "demo-flow", rid, "schedule", json.dumps({"n": 1}))
-            for key in ("fetch", "transform", "load"):
-                if store.try_record_dispatch(rid, key):
-                    store.record_step_start(rid, key, "task")
-                    now[0] += timedelta(milliseconds=rng.randint(10, 5000))
-                    store.record_step_complete(rid, key, "Succeeded", "{}")
-            if rng.random() < 0.9:
-                store.complete_run(rid, "Succeeded")
-        active = store.get_active_runs()
-        console.print(f"played {runs} runs; {len(active)} still running")
-        if active:
-            console.print(store.get_run_detail(active[0].id))
+def migrate(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Create the store's tables, or upgrade them to this version (safe to repeat)."""
+    schema, revision = _location(ctx).migrate()
+    if json_output:
+        _print_json({"schema": schema, "revision": revision})
+    else:
+        out.print(f"schema [bold]{escape(schema)}[/bold] is at revision [bold]{escape(revision)}[/bold]")
+
+
+# -- the demo ----------------------------------------------------------------------------
+
+
+@app.command(name="demo")
+def demo_command(
+    ctx: typer.Context,
+    runs: Annotated[int, typer.Option(min=0, help="Number of flow runs to play (re-runs included).")] = 10_000,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="Engine workers playing runs at once.")] = 8,
+    json_output: JsonOption = False,
+) -> None:
+    """Play 30 days of engine traffic, export it, prune the older half, and show the dashboard."""
+    clock = ThreadClock()
+    with _location(ctx).open(clock=clock, migrate=True) as store:
+        with _progress(disable=json_output) as progress:
+            task = progress.add_task("playing runs", total=runs)
+            summary = demo.run_demo(store, clock, runs, threads=threads, on_run=lambda: progress.advance(task))
+        board = dashboard.collect(store)
+    if json_output:
+        _print_json({"demo": summary, **board.as_dict()})
+    else:
+        out.print(dashboard.render(board, summary))
+
+
+def _progress(*, disable: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=disable,
+        transient=False,
+    )
+
+
+# -- export and retention ----------------------------------------------------------------
 
 
 @app.command()
-def migrate() -> None:
-    """Create or upgrade the store's schema."""
-    with FlowRunStore.open(migrate=False) as store:
-        console.print(f"schema {store.schema} at revision {migrations.upgrade(store.dsn, store.schema)}")
+def export(
+    ctx: typer.Context,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Runs per Parquet batch.")] = None,
+    every: Annotated[
+        str | None, typer.Option(help="Keep exporting, pausing this long between rounds (e.g. 60, 30s, 5m).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Move completed runs to the Parquet archive, exactly once (repeat with --every)."""
+    pause = parse_duration(every) if every is not None else None
+    if pause is not None and pause <= timedelta(0):
+        raise InvalidArgument(f"--every must be a positive duration, got {every!r}")
+    size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    with _location(ctx).open() as store:
+        while True:
+            try:
+                with console_progress("export") as progress:
+                    report = store.export(size, progress=progress)
+            except ArchiveBusy as exc:
+                if pause is None:
+                    raise
+                # On a schedule, another exporter holding the archive is a round to skip, not a failure.
+                err.print(f"[yellow]skipped:[/yellow] {escape(str(exc))}", soft_wrap=True)
+            else:
+                if json_output:
+                    # One document per round; with --every, one per line (JSON Lines).
+                    sys.stdout.write(jsonable.dumps(report, indent=None if pause else 2) + "\n")
+                else:
+                    out.print(
+                        f"exported {report.runs} run(s), {report.steps} step(s), {report.attempts} attempt(s)"
+                        f" in {report.files} file(s), {report.seconds:.2f}s"
+                    )
+            if pause is None:
+                return
+            sys.stdout.flush()
+            try:
+                time.sleep(pause.total_seconds())
+            except KeyboardInterrupt:  # Ctrl-C between rounds is the normal way to stop
+                return
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[str, typer.Option(help="Remove runs completed longer ago than this (e.g. 7d, 12h).")],
+    json_output: JsonOption = False,
+) -> None:
+    """Delete from PostgreSQL the runs completed before now - OLDER_THAN that are already archived."""
+    period = retention(older_than, "--older-than")
+    with _location(ctx).open() as store, console_progress("prune") as progress:
+        removed = store.prune(period, progress=progress)
+    if json_output:
+        _print_json({"pruned": removed, "older_than_seconds": period.total_seconds()})
+    else:
+        out.print(f"pruned {removed} archived run(s) completed more than {escape(older_than)} ago")
+
+
+@app.command()
+def compact(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Merge each archive partition's small Parquet files into one."""
+    with _location(ctx).open() as store, console_progress("compact") as progress:
+        report = store.compact(progress=progress)
+    if json_output:
+        _print_json(report)
+    else:
+        out.print(
+            f"compacted {report.partitions} partition(s): {report.files_removed} file(s) merged into"
+            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s"
+        )
+
+
+# -- reporting ---------------------------------------------------------------------------
+
+
+@app.command()
+def stats(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """Flows, active runs, and runs succeeded and failed today (UTC)."""
+    with _location(ctx).open() as store:
+        statistics = store.get_statistics()
+    if json_output:
+        _print_json(statistics)
+    else:
+        out.print(tables.statistics_table(statistics))
+
+
+@app.command()
+def timeseries(
+    ctx: typer.Context,
+    hour: Annotated[bool, typer.Option("--hour", help="Hourly buckets (default window: the last 24 hours).")] = False,
+    day: Annotated[bool, typer.Option("--day", help="Daily buckets, the default (default window: 30 days).")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Window start, ISO-8601 with an offset, e.g. 2026-03-01T00:00Z.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Window end (exclusive); default: the end of the current bucket.")
+    ] = None,
+    flow: Annotated[str | None, typer.Option(help="Only runs of this flow id.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Runs per hour or day with their counts by status and p50/p95/p99 durations."""
+    if hour and day:
+        raise InvalidArgument("choose one of --hour and --day")
+    granularity = Granularity.HOUR if hour else Granularity.DAY
+    flow_id = arguments.optional_uuid(flow, "--flow")
+    start, end = _window(granularity, _instant(since, "--since"), _instant(until, "--until"))
+    with _location(ctx).open() as store:
+        buckets = store.get_run_timeseries(granularity, start, end, flow_id)
+    if json_output:
+        _print_json(buckets)
+    else:
+        title = f"Runs per {granularity.value}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+        out.print(tables.timeseries_table(buckets, title))
+
+
+def _instant(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"{name} must be an ISO-8601 date-time with an offset, e.g. 2026-03-01T00:00Z; got {text!r}"
+        ) from None
+    if value.tzinfo is None:
+        raise InvalidArgument(f"{name} has no time zone: add Z or an offset, e.g. {value.isoformat()}Z")
+    return arguments.aware_utc(value, name)
+
+
+def _window(granularity: Granularity, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """Fill a missing end with the end of the current bucket, a missing start with 24 hours or 30 days before."""
+    step = timedelta(hours=1) if granularity is Granularity.HOUR else timedelta(days=1)
+    span = timedelta(hours=24) if granularity is Granularity.HOUR else timedelta(days=30)
+    if until is None:
+        now = datetime.now(UTC)
+        floor = now.replace(minute=0, second=0, microsecond=0)
+        if granularity is Granularity.DAY:
+            floor = floor.replace(hour=0)
+        until = floor + step
+    if since is None:
+        since = until - span
+    return since, until
+
+
+@app.command()
+def runs(
+    ctx: typer.Context,
+    flow: Annotated[str | None, typer.Option(help="Only runs of this flow id.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="Running, Succeeded, Failed, Cancelled, TimedOut or Skipped (any case).")
+    ] = None,
+    search: Annotated[
+        str | None, typer.Option(help="Text in the run id, flow, trigger, job, step keys, errors.")
+    ] = None,
+    skip: Annotated[int, typer.Option(help="Runs to skip (paging).")] = 0,
+    take: Annotated[int, typer.Option(help="Runs to show, 1-1000.")] = 50,
+    json_output: JsonOption = False,
+) -> None:
+    """List runs, newest first, with filters, search and paging."""
+    flow_id = arguments.optional_uuid(flow, "--flow")
+    run_status = arguments.run_status(status, case_insensitive=True) if status is not None else None
+    arguments.paging(skip, take)
+    with _location(ctx).open() as store:
+        page = store.get_runs_page(flow_id=flow_id, status=run_status, skip=skip, take=take, search=search)
+    if json_output:
+        _print_json({"total_count": page.total_count, "runs": page.runs})
+    else:
+        out.print(tables.runs_table(page, skip))
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run's id.", show_default=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """One run with its steps and every attempt (live or archived)."""
+    rid = arguments.run_id(run_id, "RUN_ID")
+    with _location(ctx).open() as store:
+        run = store.get_run_detail(rid)
+    if run is None:
+        err.print(f"[red]error:[/red] run {rid} not found", soft_wrap=True)
+        raise typer.Exit(NOT_FOUND)
+    if json_output:
+        _print_json(run)
+    else:
+        out.print(tables.run_detail(run))
+
+
+@app.command()
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="DuckDB SQL over the views runs, steps, attempts.", show_default=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Query live and archived runs with DuckDB SQL (views: runs, steps, attempts)."""
+    if not query.strip():
+        raise InvalidArgument("the query is empty")
+    with _location(ctx).open() as store:
+        frame = store.sql(query)
+    if json_output:
+        _print_json(frame.to_dicts())
+    else:
+        out.print(tables.frame_table(frame))
 
 
 def main() -> None:
+    """Console entry point: the store's errors become one red line on stderr and exit code 2."""
     try:
         app()
     except FlowRunStoreError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise SystemExit(2) from None
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+        sys.exit(USAGE)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,151 @@
+"""The CLI's behaviour on user mistakes and unusable stores: one readable line, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from oltp import migrate
+from tests.conftest import PgServer
+from tests.flowrun.conftest import FLOWRUN, Cli, clean_env
+
+COMMANDS = ["demo", "migrate", "export", "prune", "compact", "stats", "timeseries", "runs", "show", "sql"]
+UNREACHABLE = "postgresql://flowrun@127.0.0.1:1/nowhere?connect_timeout=5"
+
+
+def _one_error_line(stderr: str, *needles: str) -> None:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), lines[0]
+
+
+def _table_counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(sql.SQL("SELECT count(*) FROM flowrun.{}").format(sql.Identifier(table))).fetchone()[0]  # type: ignore[index]
+            for table in ("flow_runs", "flow_steps", "flow_step_attempts", "export_outbox", "archive_files")
+        }
+
+
+def test_every_command_has_help() -> None:
+    procs = {
+        name: subprocess.Popen(
+            [str(FLOWRUN), *([name] if name else []), "--help"], stdout=subprocess.PIPE, text=True, env=clean_env()
+        )
+        for name in ["", *COMMANDS]
+    }
+    for name, proc in procs.items():
+        stdout, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, name
+        assert "Usage: flowrun" in stdout
+        if name == "":
+            for command in COMMANDS:
+                assert command in stdout
+            for option in ("--dsn", "--archive", "--home", "--schema"):
+                assert option in stdout
+        elif name not in ("migrate",):
+            assert "--json" in stdout or name == "demo"
+
+
+MISTAKES = [
+    (["runs", "--status", "Exploded"], "Exploded"),
+    (["runs", "--flow", "not-a-uuid"], "--flow"),
+    (["runs", "--take", "5000"], "take"),
+    (["runs", "--skip", "-1"], "skip"),
+    (["show", "12345"], "RUN_ID"),
+    (["timeseries", "--since", "2026-03-01T00:00"], "time zone"),
+    (["timeseries", "--until", "yesterday"], "--until"),
+    (["timeseries", "--hour", "--day"], "--hour"),
+    (["timeseries", "--since", "2026-03-02T00:00Z", "--until", "2026-03-01T00:00Z"], "since"),
+    (["prune", "--older-than", "7 days"], "duration"),
+    (["prune", "--older-than", "-7d"], "duration"),
+    (["export", "--every", "soon"], "duration"),
+    (["sql", "   "], "empty"),
+]
+
+
+def test_user_mistakes_are_one_line_exit_2_and_write_nothing(cli: Cli) -> None:
+    before = _table_counts(cli.dsn)
+    procs = [
+        (
+            args,
+            needle,
+            subprocess.Popen(
+                [str(FLOWRUN), "--dsn", cli.dsn, "--archive", str(cli.archive), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=clean_env(FLOWRUN_HOME=str(cli.home)),
+            ),
+        )
+        for args, needle in MISTAKES
+    ]
+    for args, needle, proc in procs:
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 2, (args, stdout, stderr)
+        assert stdout == "", args
+        _one_error_line(stderr, needle)
+    assert _table_counts(cli.dsn) == before
+    assert not cli.archive.exists()
+    assert not cli.home.exists()
+
+
+@pytest.mark.parametrize("args", [["stats"], ["migrate"], ["export"], ["runs", "--json"]])
+def test_unreachable_dsn_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
+    home, archive = tmp_path / "home", tmp_path / "archive"
+    done = subprocess.run(
+        [str(FLOWRUN), "--dsn", UNREACHABLE, "--archive", str(archive), *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(FLOWRUN_HOME=str(home)),
+        timeout=60,
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    _one_error_line(done.stderr, "unavailable", "127.0.0.1")
+    assert not home.exists() and not archive.exists()
+
+
+def test_unreachable_dsn_from_the_environment(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(FLOWRUN), "stats"],
+        capture_output=True,
+        text=True,
+        env=clean_env(FLOWRUN_DSN=UNREACHABLE, FLOWRUN_HOME=str(tmp_path / "home")),
+        timeout=60,
+    )
+    assert done.returncode == 2
+    _one_error_line(done.stderr, "unavailable")
+    assert not (tmp_path / "home").exists()
+
+
+def test_migrate_creates_the_schema_on_an_empty_database(pg_server: PgServer, tmp_path: Path) -> None:
+    name = f"flowrun_empty_{tmp_path.name[-12:]}".lower().replace("-", "_")
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        cli = Cli(dsn=pg_server.dsn_for(name), archive=tmp_path / "archive", home=tmp_path / "home")
+        # Before migrating, commands that read refuse and name the command that fixes it.
+        refused = cli.run("stats", code=2)
+        _one_error_line(refused.stderr, "flowrun migrate")
+        assert migrate.current_revision(cli.dsn, "flowrun") is None
+        assert cli.json("migrate") == {"schema": "flowrun", "revision": migrate.head_revision()}
+        assert migrate.current_revision(cli.dsn, "flowrun") == migrate.head_revision()
+        again = cli.run("migrate")  # idempotent
+        assert f"revision {migrate.head_revision()}" in again.stdout
+        assert cli.json("stats") == {"total_flows": 0, "active_runs": 0, "completed_today": 0, "failed_today": 0}
+    finally:
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_show_unknown_run_is_not_found_exit_1(cli: Cli) -> None:
+    done = cli.run("show", "00000000-0000-4000-8000-000000000000", code=1)
+    assert "not found" in done.stderr and done.stdout == ""
