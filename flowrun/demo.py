@@ -114,12 +114,14 @@ class _Player:
     def play(self, quota: int, on_run: Callable[[], None]) -> PlayReport:
         """Play ``quota`` runs (re-runs included) and return the counts."""
         # Each worker's last few runs start in the last 40 minutes, so some are still running now.
+        # What is running at any moment is mostly long runs, so those are drawn by weight x length.
         recent_from = quota - max(1, quota // 400)
         while self.report.runs < quota and not self.stop.is_set():
-            flow = self.rng.choices(FLOWS, weights=[f.weight for f in FLOWS])[0]
             if self.report.runs >= recent_from:
+                flow = self.rng.choices(FLOWS, weights=[f.weight * f.typical_s for f in FLOWS])[0]
                 started = self.horizon - timedelta(seconds=self.rng.uniform(60, RECENT.total_seconds()))
             else:
+                flow = self.rng.choices(FLOWS, weights=[f.weight for f in FLOWS])[0]
                 started = self._start_time()
             run_id, status, failed_step = self._run(flow, started, self.rng.choice(flow.triggers), None)
             on_run()

@@ -50,6 +50,11 @@ class FlowSpec:
         """The flow's stable id."""
         return uuid.uuid5(_NAMESPACE, self.name)
 
+    @property
+    def typical_s(self) -> float:
+        """Rough length of a run in seconds: step medians plus the average time spent polling."""
+        return sum(step.median_s + step.polls * step.poll_s for step in self.steps)
+
 
 FLOWS: tuple[FlowSpec, ...] = (
     FlowSpec(
@@ -58,16 +63,16 @@ FLOWS: tuple[FlowSpec, ...] = (
         weight=0.34,
         timeout_s=6 * 3600,
         steps=(
-            StepSpec("reserve-stock", "http", 0.8, fail_p=0.01, errors=("HTTP 409 Conflict: SKU out of stock",)),
+            StepSpec("reserve-stock", "http", 0.8, fail_p=0.018, errors=("HTTP 409 Conflict: SKU out of stock",)),
             StepSpec(
                 "charge-card",
                 "http",
                 1.6,
-                fail_p=0.04,
+                fail_p=0.072,
                 errors=("card_declined", "payment gateway timeout after 30s", "HTTP 502 Bad Gateway from payments"),
             ),
             StepSpec("await-shipment", "poll", 2.0, polls=2.0, poll_s=600),
-            StepSpec("send-confirmation", "email", 0.4, fail_p=0.005, errors=("SMTP 451 temporary local problem",)),
+            StepSpec("send-confirmation", "email", 0.4, fail_p=0.009, errors=("SMTP 451 temporary local problem",)),
         ),
     ),
     FlowSpec(
@@ -81,7 +86,7 @@ FLOWS: tuple[FlowSpec, ...] = (
                 "http",
                 3.0,
                 sigma=0.8,
-                fail_p=0.05,
+                fail_p=0.09,
                 errors=("HTTP 503 Service Unavailable from billing API", "ReadTimeout: billing.example.com"),
             ),
             StepSpec("match-payments", "python", 2.2),
@@ -89,7 +94,7 @@ FLOWS: tuple[FlowSpec, ...] = (
                 "post-ledger",
                 "sql",
                 1.1,
-                fail_p=0.02,
+                fail_p=0.036,
                 errors=('duplicate key value violates unique constraint "ledger_entries_pkey"',),
             ),
             StepSpec("notify-finance", "email", 0.5, skip_p=0.6),
@@ -103,8 +108,8 @@ FLOWS: tuple[FlowSpec, ...] = (
         noop_p=0.45,
         steps=(
             StepSpec("check-changes", "http", 0.9),
-            StepSpec("pull-contacts", "http", 8.0, fail_p=0.06, errors=("HTTP 429 Too Many Requests",)),
-            StepSpec("upsert-contacts", "sql", 5.0, fail_p=0.01, errors=("deadlock detected",)),
+            StepSpec("pull-contacts", "http", 8.0, fail_p=0.108, errors=("HTTP 429 Too Many Requests",)),
+            StepSpec("upsert-contacts", "sql", 5.0, fail_p=0.018, errors=("deadlock detected",)),
         ),
     ),
     FlowSpec(
@@ -113,15 +118,15 @@ FLOWS: tuple[FlowSpec, ...] = (
         weight=0.12,
         timeout_s=4 * 3600,
         steps=(
-            StepSpec("extract-orders", "http", 25.0, fail_p=0.02, errors=("ReadTimeout: orders-api",)),
-            StepSpec("extract-customers", "http", 18.0, fail_p=0.02, errors=("ReadTimeout: crm-api",)),
-            StepSpec("transform", "python", 95.0, sigma=0.4, fail_p=0.01, errors=("KeyError: 'currency'",)),
+            StepSpec("extract-orders", "http", 25.0, fail_p=0.036, errors=("ReadTimeout: orders-api",)),
+            StepSpec("extract-customers", "http", 18.0, fail_p=0.036, errors=("ReadTimeout: crm-api",)),
+            StepSpec("transform", "python", 95.0, sigma=0.4, fail_p=0.018, errors=("KeyError: 'currency'",)),
             StepSpec(
                 "load-warehouse",
                 "sql",
                 70.0,
                 sigma=0.6,
-                fail_p=0.04,
+                fail_p=0.072,
                 errors=("could not serialize access due to concurrent update", "disk quota exceeded"),
             ),
             StepSpec("refresh-dashboards", "http", 6.0, skip_p=0.3),
@@ -134,9 +139,9 @@ FLOWS: tuple[FlowSpec, ...] = (
         timeout_s=1800,
         steps=(
             StepSpec(
-                "query-metrics", "sql", 30.0, fail_p=0.01, errors=("canceling statement due to statement timeout",)
+                "query-metrics", "sql", 30.0, fail_p=0.018, errors=("canceling statement due to statement timeout",)
             ),
-            StepSpec("render-pdf", "python", 12.0, fail_p=0.03, errors=("MemoryError", "OSError: font not found")),
+            StepSpec("render-pdf", "python", 12.0, fail_p=0.054, errors=("MemoryError", "OSError: font not found")),
             StepSpec("email-report", "email", 0.6),
         ),
     ),
@@ -152,12 +157,12 @@ FLOWS: tuple[FlowSpec, ...] = (
                 "gpu",
                 1500.0,
                 sigma=0.35,
-                fail_p=0.08,
+                fail_p=0.144,
                 errors=("CUDA out of memory", "NaN loss at epoch 3", "spot instance reclaimed"),
             ),
             StepSpec("evaluate", "python", 60.0, sigma=0.3),
             StepSpec("await-approval", "approval", 1.0, polls=3.0, poll_s=900),
-            StepSpec("deploy", "k8s", 35.0, fail_p=0.02, errors=("ImagePullBackOff",)),
+            StepSpec("deploy", "k8s", 35.0, fail_p=0.036, errors=("ImagePullBackOff",)),
         ),
     ),
 )
