@@ -1,16 +1,17 @@
 """Run lists: a page newest first with its total, a search page, and every run of a scope.
 
-A page takes the first ``skip + take`` rows of each side (live, and each group of
-archive files) in the final order, then merges them: the global page is always
-among those, and each archive scan stops early because files are sorted by start
-time. A search first collects the matching archive run versions once (their own
-fields, or any attempt of the same version), then counts and pages over them,
-fetching full rows only for the page.
+A page takes the first ``skip + take`` rows of each side in the final order and
+merges them: the global page is always among those. The archive side reads its
+partition days newest first and stops as soon as older days cannot reach the
+page, so page one touches one day's files, not ninety. A search first collects
+the matching archive run versions once (their own fields, or any attempt of the
+same version), then counts and pages over them, fetching full rows only for the
+page.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -43,15 +44,10 @@ def page(sources: Sources, scope: RunScope, skip: int, take: int, *, with_count:
     with sources.call(read) as call:
         where, params = duck_where(scope, "a")
         if scope.search is not None:
-            return _search_page(call, scope, where, params, skip, take, live_total[0], with_count)
-        n = skip + take
-        branches = [f"(SELECT {unified.RUN_FIELDS} FROM live_runs {ORDER} LIMIT {n})"]
-        branches += [
-            f"({part} {ORDER} LIMIT {n})"
-            for part in call.archive_parts("runs", unified.RUN_FIELDS, where, scope.since, scope.until)
-        ]
-        query = load("page").format(branches="\nUNION ALL\n".join(branches))
-        rows = call.run(query, {**params, "take": take, "skip": skip}).fetchall()
+            return _search_page(sources, call, scope, where, params, skip, take, live_total[0], with_count)
+        _newest_archived(call, scope, where, params, skip + take)
+        branches = f"(SELECT {unified.RUN_FIELDS} FROM live_runs)\nUNION ALL\n(SELECT * FROM newest)"
+        rows = call.run(load("page").format(branches=branches), {"take": take, "skip": skip}).fetchall()
         total = 0
         if with_count:
             total = live_total[0]
@@ -61,7 +57,32 @@ def page(sources: Sources, scope: RunScope, skip: int, take: int, *, with_count:
     return RunsPage([frames.run_record(r) for r in rows], total)
 
 
+def _newest_archived(call: Call, scope: RunScope, where: str, params: dict[str, Any], n: int) -> None:
+    """Fill temp table ``newest`` with a superset of the ``n`` newest visible archived runs of the scope.
+
+    Partition days are disjoint in time, so they are read newest first, one day, then two,
+    four...: each day's own ``n`` newest suffice, and once ``n`` rows (counting live ones) are
+    at least as new as the oldest day read, no older day can reach the page.
+    """
+    call.run(f"CREATE OR REPLACE TEMP TABLE newest AS {unified.project('runs', unified.RUN_FIELDS)}")
+    files = call.manifest.select("runs", scope.since, scope.until)
+    days = sorted({f.started_date for f in files}, reverse=True)
+    found, batch = 0, 1
+    while days:
+        chunk, days = days[:batch], days[batch:]
+        chosen = [f for f in files if f.started_date in chunk]
+        parts = unified.archive_parts(chosen, call.shadowed, unified.RUN_FIELDS, where)
+        found += _scalar(
+            call, f"INSERT INTO newest SELECT * FROM ({unified.union(parts, '')}) {ORDER} LIMIT {n}", params
+        )
+        oldest = datetime(chunk[-1].year, chunk[-1].month, chunk[-1].day, tzinfo=UTC)
+        if found + _scalar(call, "SELECT count(*) FROM live_runs WHERE started_at >= $oldest", {"oldest": oldest}) >= n:
+            return
+        batch *= 2
+
+
 def _search_page(
+    sources: Sources,
     call: Call,
     scope: RunScope,
     where: str,
@@ -72,25 +93,10 @@ def _search_page(
     with_count: bool,
 ) -> RunsPage:
     assert scope.search is not None
-    row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
-    lowered = str(row[0]) if row else ""
-    params = {**params, "term": lowered}
-    # (run_id, revision) of archive attempts that match. The runs side keeps only visible
-    # versions, so joining on the pair picks the winning version's attempts by itself.
-    attempt_files = call.manifest.select("attempts", scope.since, scope.until)
-    matched = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision WHERE FALSE"
-    if attempt_files:
-        matched = (
-            f"SELECT DISTINCT run_id, revision FROM {archive.parquet_scan(attempt_files)} a"
-            f" WHERE {search.duck_attempt_predicate('a', '$term')}"
-        )
-    call.run(f"CREATE OR REPLACE TEMP TABLE matched AS {matched}", params)
-    matches = (
-        f"({search.duck_run_predicate('a', lowered, '$term')}"
-        " OR EXISTS (SELECT 1 FROM matched m WHERE m.run_id = a.id AND m.revision = a.revision))"
-    )
-    parts = call.archive_parts("runs", _KEYS, f"{where} AND {matches}", scope.since, scope.until)
-    call.run(f"CREATE OR REPLACE TEMP TABLE hits AS {unified.union(parts, unified.project('runs', _KEYS))}", params)
+    if call.manifest.select("runs") and not search.needs_per_field(scope.search):
+        _indexed_hits(sources, call, scope, params)
+    else:
+        _scanned_hits(call, scope, where, params)
     total = live_total + _scalar(call, "SELECT count(*) FROM hits") if with_count else 0
     call.run(
         "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT * FROM ("
@@ -111,6 +117,42 @@ def _search_page(
         )
     rows = call.run(f"SELECT * FROM ({' UNION ALL '.join(branches)}) {ORDER}", {"lo": lo, "hi": hi}).fetchall()
     return RunsPage([frames.run_record(r) for r in rows], total)
+
+
+def _indexed_hits(sources: Sources, call: Call, scope: RunScope, params: dict[str, Any]) -> None:
+    """Temp table ``hits``: visible archived run versions whose search document holds the term."""
+    assert scope.search is not None
+    row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
+    where, params = duck_where(scope, "d")
+    params = {**params, "term": str(row[0]) if row else "", "shadowed": sorted(call.shadowed)}
+    with sources.search_index().current(call.cur, call.manifest) as table:
+        call.run(
+            f"CREATE OR REPLACE TEMP TABLE hits AS SELECT {_KEYS} FROM {table} d"
+            f" WHERE contains(d.doc, $term) AND {where} AND ({unified.VISIBLE_DAY.format(alias='d')})",
+            params,
+        )
+
+
+def _scanned_hits(call: Call, scope: RunScope, where: str, params: dict[str, Any]) -> None:
+    """Temp table ``hits`` straight from the Parquet files, matching field by field."""
+    assert scope.search is not None
+    params = {**params, "pattern": scope.search.like_pattern}
+    # (run_id, revision) of archive attempts that match. The runs side keeps only visible
+    # versions, so joining on the pair picks the winning version's attempts by itself.
+    attempt_files = call.manifest.select("attempts", scope.since, scope.until)
+    matched = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision WHERE FALSE"
+    if attempt_files:
+        matched = (
+            f"SELECT DISTINCT run_id, revision FROM {archive.parquet_scan(attempt_files)} a"
+            f" WHERE {search.duck_attempt_predicate('a', '$pattern')}"
+        )
+    call.run(f"CREATE OR REPLACE TEMP TABLE matched AS {matched}", params)
+    matches = (
+        f"({search.duck_run_predicate('a', scope.search, '$pattern')}"
+        " OR EXISTS (SELECT 1 FROM matched m WHERE m.run_id = a.id AND m.revision = a.revision))"
+    )
+    parts = call.archive_parts("runs", _KEYS, f"{where} AND {matches}", scope.since, scope.until)
+    call.run(f"CREATE OR REPLACE TEMP TABLE hits AS {unified.union(parts, unified.project('runs', _KEYS))}", params)
 
 
 def all_runs(sources: Sources, scope: RunScope) -> list[FlowRunRecord]:

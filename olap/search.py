@@ -5,8 +5,9 @@ trigger key, status and background job id, and over the step key, error message
 and output of every attempt of the run (a step's current fields always mirror
 one of its attempts, so attempts cover steps). Live runs are matched by
 PostgreSQL ``ILIKE`` over the expressions that carry ``pg_trgm`` GIN indexes
-(``oltp.schema``); archived runs by DuckDB, which lower-cases both sides and
-tests for a literal substring, so ``%``, ``_`` and ``\\`` need no escaping there.
+(``oltp.schema``); archived runs by DuckDB ``ILIKE`` field by field. Both sides
+get the same pattern, the term with ``\\``, ``%`` and ``_`` escaped so they match
+themselves.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oltp import arguments as arg
-from oltp.records import RunStatus
 from oltp.schema import ATTEMPT_SEARCH_EXPRESSION, RUN_SEARCH_EXPRESSION, SEARCH_SEPARATOR
 
 _UUID_TEXT_CHARS = frozenset("0123456789abcdef-")
@@ -68,36 +68,22 @@ def needs_per_field(term: SearchTerm) -> bool:
     return SEARCH_SEPARATOR in term.text
 
 
-def matching_statuses(lowered: str) -> list[str]:
-    """Run statuses whose spelling contains the (already lower-cased) term."""
-    return [s.value for s in RunStatus if lowered in s.value.lower()]
-
-
-def may_match_id(lowered: str) -> bool:
+def may_match_id(term: SearchTerm) -> bool:
     """False when the term cannot occur in any lower-case hyphenated UUID (skips a costly cast)."""
+    lowered = term.text.lower()
     return len(lowered) <= 36 and set(lowered) <= _UUID_TEXT_CHARS
 
 
-def duck_run_predicate(alias: str, lowered: str, param: str) -> str:
-    """Archive-side match of a run row's own fields; ``param`` is bound to the lower-cased term."""
-    parts = [
-        f"contains(lower({alias}.flow_name), {param})",
-        f"contains(lower({alias}.trigger_key), {param})",
-        f"contains(lower(coalesce({alias}.background_job_id, '')), {param})",
-    ]
-    statuses = matching_statuses(lowered)
-    if statuses:
-        # Statuses are a fixed set: decide in Python which spellings match, test membership in SQL.
-        parts.append(f"{alias}.status IN ({', '.join(repr(s) for s in statuses)})")
-    if may_match_id(lowered):
-        parts.append(f"contains(CAST({alias}.id AS VARCHAR), {param})")
+def duck_run_predicate(alias: str, term: SearchTerm, param: str) -> str:
+    """Archive-side match of a run row's own fields; ``param`` is bound to ``term.like_pattern``."""
+    fields = ["flow_name", "trigger_key", "status", "background_job_id"]
+    parts = [f"{alias}.{f} ILIKE {param} ESCAPE '\\'" for f in fields]
+    if may_match_id(term):
+        parts.append(f"CAST({alias}.id AS VARCHAR) ILIKE {param} ESCAPE '\\'")
     return "(" + " OR ".join(parts) + ")"
 
 
 def duck_attempt_predicate(alias: str, param: str) -> str:
-    """Archive-side match of an attempt row; ``param`` is bound to the lower-cased term."""
-    return (
-        f"(contains(lower({alias}.step_key), {param})"
-        f" OR contains(lower(coalesce({alias}.error_message, '')), {param})"
-        f" OR contains(lower(coalesce({alias}.output_json, '')), {param}))"
-    )
+    """Archive-side match of an attempt row; ``param`` is bound to the term's ``like_pattern``."""
+    fields = ("step_key", "error_message", "output_json")
+    return "(" + " OR ".join(f"{alias}.{f} ILIKE {param} ESCAPE '\\'" for f in fields) + ")"

@@ -25,6 +25,7 @@ import pyarrow as pa
 from olap import archive, live, unified
 from olap.archive import Manifest
 from olap.live import LiveSource, Snapshot
+from olap.search_index import SearchIndex
 from oltp.errors import DatabaseError, StoreUnavailable
 
 T = TypeVar("T")
@@ -89,11 +90,21 @@ class Sources:
         self._duck.execute("SET GLOBAL TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._cache = ArchiveCache(Manifest(None, {}))
+        self._index: SearchIndex | None = None
+
+    def search_index(self) -> SearchIndex:
+        """The archive's search documents, created on first use."""
+        with self._lock:
+            if self._index is None:
+                self._index = SearchIndex(self._duck)
+            return self._index
 
     def close(self) -> None:
         """Close the PostgreSQL connection and the DuckDB database."""
         if self.live is not None:
             self.live.close()
+        if self._index is not None:
+            self._index.close()
         self._duck.close()
 
     def retry(self, work: Callable[[], T]) -> T:

@@ -58,6 +58,13 @@ _VISIBLE = (
     " AND NOT EXISTS (SELECT 1 FROM hidden_pairs h WHERE h.run_id = a.{id} AND h.revision = a.revision)"
 )
 
+# The same test for rows that carry their partition day, applied only on shadowed days.
+VISIBLE_DAY = (
+    "NOT list_contains($shadowed, {alias}.started_date)"
+    " OR (NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = {alias}.id)"
+    " AND NOT EXISTS (SELECT 1 FROM hidden_pairs h WHERE h.run_id = {alias}.id AND h.revision = {alias}.revision))"
+)
+
 # Partition days that hold an archived copy of a live run or a superseded copy.
 SHADOWED_DAYS = """
 SELECT DISTINCT CAST(timezone('UTC', started_at) AS DATE) AS d FROM live_keys
