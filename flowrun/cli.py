@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import psycopg
 import typer
+from psycopg import conninfo
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -72,11 +74,21 @@ class Location:
             self._server = embedded.start(settings.pgdata)
         return embedded.dsn(self._server)
 
-    def open(self, *, clock: Clock | None = None, migrate: bool = False) -> FlowRunStore:
-        """Open the store; without ``migrate`` an old or empty schema raises ``MigrationRequired``."""
+    def open(
+        self, *, clock: Clock | None = None, migrate: bool = False, asynchronous_commit: bool = False
+    ) -> FlowRunStore:
+        """Open the store; without ``migrate`` an old or empty schema raises ``MigrationRequired``.
+
+        ``asynchronous_commit`` makes this process's sessions commit without waiting for the WAL flush
+        (``synchronous_commit=off``): a crash of the server may lose the last moments of commits, never
+        consistency. Only the demo asks for it, to replay simulated history fast.
+        """
         settings = self.settings()
+        dsn = self.database(settings)
+        if asynchronous_commit:
+            dsn = _with_session_option(dsn, "-c synchronous_commit=off")
         return FlowRunStore.open(
-            dsn=self.database(settings),
+            dsn=dsn,
             archive=settings.archive,
             clock=clock,
             migrate=migrate,
@@ -88,6 +100,15 @@ class Location:
         """Create or upgrade the schema; returns (schema, revision)."""
         settings = self.settings()
         return settings.schema, migrations.upgrade(self.database(settings), settings.schema)
+
+
+def _with_session_option(dsn: str, option: str) -> str:
+    """``dsn`` with a server option added to libpq's ``options`` (keeping any already there)."""
+    try:
+        present = conninfo.conninfo_to_dict(dsn).get("options")
+    except psycopg.ProgrammingError as exc:
+        raise InvalidArgument(f"invalid DSN: {exc}") from None
+    return conninfo.make_conninfo(dsn, options=f"{present} {option}" if present else option)
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
@@ -149,7 +170,7 @@ def demo_command(
 ) -> None:
     """Play 30 days of engine traffic, export it, prune the older half, and show the dashboard."""
     clock = ThreadClock()
-    with _location(ctx).open(clock=clock, migrate=True) as store:
+    with _location(ctx).open(clock=clock, migrate=True, asynchronous_commit=True) as store:
         with _progress(disable=json_output) as progress:
             task = progress.add_task("playing runs", total=runs)
             summary = demo.run_demo(store, clock, runs, threads=threads, on_run=lambda: progress.advance(task))
@@ -157,7 +178,7 @@ def demo_command(
     if json_output:
         _print_json({"demo": summary, **board.as_dict()})
     else:
-        out.print(dashboard.render(board, summary))
+        out.print(dashboard.render(board, summary, width=out.width))
 
 
 def _progress(*, disable: bool) -> Progress:

@@ -127,14 +127,16 @@ def collect(store: FlowRunStore, now: datetime | None = None) -> Dashboard:
 # -- drawing -----------------------------------------------------------------------------
 
 
-def render(board: Dashboard, summary: DemoSummary | None = None) -> RenderableType:
-    """The whole dashboard, with the demo's summary on top when given."""
+def render(board: Dashboard, summary: DemoSummary | None = None, width: int = 120) -> RenderableType:
+    """The whole dashboard for a terminal ``width`` columns wide, with the demo's summary on top when given."""
     parts: list[RenderableType] = []
     if summary is not None:
         parts.append(_summary_panel(summary))
     overview = Table.grid(padding=(0, 4))
     overview.add_row(statistics_table(board.statistics), _status_totals(board.status_totals))
-    parts += [overview, _daily_chart(board.daily), _hourly_chart(board.hourly)]
+    # The daily table's other columns take about 60 characters; the bars get the rest.
+    bar_width = max(10, min(BAR_WIDTH, width - 60))
+    parts += [overview, _daily_chart(board.daily, bar_width), _hourly_chart(board.hourly)]
     parts.append(_slowest_flows(board.slowest_flows))
     parts.append(_top_errors(board.top_errors))
     parts.append(_lineage(board.lineage))
@@ -168,23 +170,24 @@ def _status_totals(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _daily_chart(buckets: list[RunTimeseriesBucket]) -> Table:
+def _daily_chart(buckets: list[RunTimeseriesBucket], bar_width: int) -> Table:
+    span = f"{buckets[0].timestamp:%Y-%m-%d} to {buckets[-1].timestamp:%Y-%m-%d}" if buckets else ""
     table = Table(
-        title=f"Runs per day, last {DAYS} days (UTC)",
+        title=f"Runs per day, last {DAYS} days: {span} (UTC)",
         title_justify="left",
         caption="[green]█[/green] succeeded  [red]█[/red] failed  [yellow]█[/yellow] timed out / cancelled / "
         "skipped  [cyan]█[/cyan] running",
         caption_justify="left",
     )
     table.add_column("day", no_wrap=True)
-    table.add_column("runs", no_wrap=True, min_width=BAR_WIDTH)
+    table.add_column("runs", no_wrap=True, min_width=bar_width)
     for column in ("total", "failed", "p50", "p95", "p99"):
         table.add_column(column, justify="right", no_wrap=True)
     peak = max((b.total for b in buckets), default=0)
     for b in buckets:
         table.add_row(
-            b.timestamp.strftime("%a %m-%d"),
-            _stacked_bar(b, peak),
+            b.timestamp.strftime("%a %d"),
+            _stacked_bar(b, peak, bar_width),
             f"{b.total:,}",
             Text(str(b.failed), style="red" if b.failed else "dim"),
             duration_text(b.p50_duration_ms),
@@ -194,7 +197,7 @@ def _daily_chart(buckets: list[RunTimeseriesBucket]) -> Table:
     return table
 
 
-def _stacked_bar(b: RunTimeseriesBucket, peak: int) -> Text:
+def _stacked_bar(b: RunTimeseriesBucket, peak: int, width: int) -> Text:
     bar = Text()
     if not peak:
         return bar
@@ -205,7 +208,7 @@ def _stacked_bar(b: RunTimeseriesBucket, peak: int) -> Text:
     cumulative = 0
     for count, style in segments:
         cumulative += count
-        end = round(cumulative * BAR_WIDTH / peak)
+        end = round(cumulative * width / peak)
         if count and end == drawn:
             end = drawn + 1  # every non-empty segment stays visible
         bar.append("█" * (end - drawn), style=style)

@@ -115,7 +115,7 @@ class _Player:
         """Play ``quota`` runs (re-runs included) and return the counts."""
         # Each worker's last few runs start in the last 40 minutes, so some are still running now.
         # What is running at any moment is mostly long runs, so those are drawn by weight x length.
-        recent_from = quota - max(1, quota // 400)
+        recent_from = quota - max(1, quota // 1000)
         while self.report.runs < quota and not self.stop.is_set():
             if self.report.runs >= recent_from:
                 flow = self.rng.choices(FLOWS, weights=[f.weight * f.typical_s for f in FLOWS])[0]

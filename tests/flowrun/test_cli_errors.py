@@ -58,15 +58,13 @@ MISTAKES = [
     (["runs", "--status", "Exploded"], "Exploded"),
     (["runs", "--flow", "not-a-uuid"], "--flow"),
     (["runs", "--take", "5000"], "take"),
-    (["runs", "--skip", "-1"], "skip"),
     (["show", "12345"], "RUN_ID"),
     (["timeseries", "--since", "2026-03-01T00:00"], "time zone"),
     (["timeseries", "--until", "yesterday"], "--until"),
     (["timeseries", "--hour", "--day"], "--hour"),
     (["timeseries", "--since", "2026-03-02T00:00Z", "--until", "2026-03-01T00:00Z"], "since"),
     (["prune", "--older-than", "7 days"], "duration"),
-    (["prune", "--older-than", "-7d"], "duration"),
-    (["export", "--every", "soon"], "duration"),
+    (["export", "--every", "soon"], "soon"),
     (["sql", "   "], "empty"),
 ]
 
