@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from olap import RunAnalytics
@@ -241,4 +242,22 @@ def test_a_term_holding_the_field_separator_never_spans_two_fields(dsn: str, clo
         archive_writer.export(dsn, root, clock.now)
         archive_writer.prune(dsn, clock.now + timedelta(seconds=1))
     store.close()
+    reader.close()
+
+
+def test_a_dropped_connection_is_unavailable_once_then_reopened(dsn: str, clock) -> None:
+    store = RunStore(dsn, clock=clock)
+    store.start_run(uuid.uuid4(), "f", uuid.uuid4(), "manual")
+    store.close()
+    reader = RunAnalytics(dsn, None, clock=clock)
+    assert len(reader.get_runs()) == 1
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert killed is not None and killed[0] >= 1
+    with pytest.raises(StoreUnavailable):
+        reader.get_runs()
+    assert len(reader.get_runs()) == 1
     reader.close()
