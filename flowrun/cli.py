@@ -27,6 +27,7 @@ from flowrun import dashboard, demo, embedded, jsonable, tables
 from flowrun.config import Settings
 from flowrun.demo_clock import ThreadClock
 from flowrun.store import FlowRunStore
+from olap import timeseries as olap_timeseries
 from oltp import arguments
 from oltp import migrate as migrations
 from oltp.clock import Clock
@@ -302,6 +303,7 @@ def timeseries(
     granularity = Granularity.HOUR if hour else Granularity.DAY
     flow_id = arguments.optional_uuid(flow, "--flow")
     start, end = _window(granularity, _instant(since, "--since"), _instant(until, "--until"))
+    olap_timeseries.window(granularity, start, end)  # the store's own window checks, before opening it
     with _location(ctx).open() as store:
         buckets = store.get_run_timeseries(granularity, start, end, flow_id)
     if json_output:
