@@ -64,7 +64,12 @@ class Location:
 
     def settings(self) -> Settings:
         """Options first, then ``FLOWRUN_*`` variables, then defaults."""
-        return Settings.resolve(dsn=self.dsn, archive=self.archive, home=self.home, schema=self.schema)
+        try:
+            return Settings.resolve(dsn=self.dsn, archive=self.archive, home=self.home, schema=self.schema)
+        except FlowRunStoreError:
+            raise
+        except ValueError as exc:  # e.g. FLOWRUN_POOL_SIZE=abc
+            raise InvalidArgument(f"invalid setting: {exc}") from None
 
     def database(self, settings: Settings) -> str:
         """The DSN to use: the configured one, else the embedded server's (started on first use)."""

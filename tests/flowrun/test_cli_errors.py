@@ -95,7 +95,7 @@ def test_user_mistakes_are_one_line_exit_2_and_write_nothing(cli: Cli) -> None:
     assert not cli.home.exists()
 
 
-@pytest.mark.parametrize("args", [["stats"], ["migrate"], ["export"], ["runs", "--json"]])
+@pytest.mark.parametrize("args", [["stats"], ["migrate"], ["export"], ["runs", "--json"], ["demo", "--runs", "5"]])
 def test_unreachable_dsn_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, args: list[str]) -> None:
     home, archive = tmp_path / "home", tmp_path / "archive"
     done = subprocess.run(
