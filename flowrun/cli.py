@@ -10,6 +10,7 @@ line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from oltp import migrate as migrations
 from oltp.clock import Clock
 from oltp.errors import FlowRunStoreError, InvalidArgument
 from oltp.records import Granularity
+from sync import progress as sync_progress
 from sync.durations import parse_duration, retention
 from sync.errors import ArchiveBusy
 from sync.export import DEFAULT_BATCH_SIZE
@@ -216,6 +218,7 @@ def export(
     if pause is not None and pause <= timedelta(0):
         raise InvalidArgument(f"--every must be a positive duration, got {every!r}")
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    _progress_lines()
     with _location(ctx).open() as store:
         while True:
             try:
@@ -233,7 +236,8 @@ def export(
                 else:
                     out.print(
                         f"exported {report.runs} run(s), {report.steps} step(s), {report.attempts} attempt(s)"
-                        f" in {report.files} file(s), {report.seconds:.2f}s"
+                        f" in {report.files} file(s), {report.seconds:.2f}s",
+                        soft_wrap=True,
                     )
             if pause is None:
                 return
@@ -252,17 +256,19 @@ def prune(
 ) -> None:
     """Delete from PostgreSQL the runs completed before now - OLDER_THAN that are already archived."""
     period = retention(older_than, "--older-than")
+    _progress_lines()
     with _location(ctx).open() as store, console_progress("prune") as progress:
         removed = store.prune(period, progress=progress)
     if json_output:
         _print_json({"pruned": removed, "older_than_seconds": period.total_seconds()})
     else:
-        out.print(f"pruned {removed} archived run(s) completed more than {escape(older_than)} ago")
+        out.print(f"pruned {removed} archived run(s) completed more than {escape(older_than)} ago", soft_wrap=True)
 
 
 @app.command()
 def compact(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Merge each archive partition's small Parquet files into one."""
+    _progress_lines()
     with _location(ctx).open() as store, console_progress("compact") as progress:
         report = store.compact(progress=progress)
     if json_output:
@@ -270,8 +276,18 @@ def compact(ctx: typer.Context, json_output: JsonOption = False) -> None:
     else:
         out.print(
             f"compacted {report.partitions} partition(s): {report.files_removed} file(s) merged into"
-            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s"
+            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s",
+            soft_wrap=True,
         )
+
+
+def _progress_lines() -> None:
+    """Off a terminal, archive jobs report progress as log lines on stderr (cron mail, the journal)."""
+    if not sync_progress.log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        sync_progress.log.addHandler(handler)
+        sync_progress.log.setLevel(logging.INFO)
 
 
 # -- reporting ---------------------------------------------------------------------------
