@@ -3,9 +3,10 @@
 ``cli`` runs the console script of the venv in a subprocess, pointed at the
 test's database (``--dsn``), a temporary archive and a temporary
 ``FLOWRUN_HOME``, with every other ``FLOWRUN_*`` variable removed so nothing of
-the developer's environment leaks in. ``seeded`` plays a small engine workload
-into that database with the demo's players, exports it and prunes the older
-half, so the commands answer from live and archived runs together.
+the developer's environment leaks in. ``seeded`` is a database of its own,
+shared by a module's read-only tests, into which the demo's players play a
+small engine workload that is then exported and pruned of its older half, so
+the commands answer from live and archived runs together.
 """
 
 from __future__ import annotations
@@ -91,11 +92,11 @@ class Seeded:
         return FlowRunStore.open(dsn=self.dsn, archive=self.archive, migrate=False)
 
 
-def seed(dsn: str, archive: Path, runs: int = 150) -> Seeded:
+def seed(dsn: str, archive: Path, runs: int = 300) -> Seeded:
     """Play ``runs`` demo runs into ``dsn``, export them and prune those older than 14 days."""
     clock = ThreadClock()
     with FlowRunStore.open(dsn=dsn, archive=archive, clock=clock) as store:
-        summary = run_demo(store, clock, runs, threads=2)
+        summary = run_demo(store, clock, runs, threads=4)
     return Seeded(dsn, archive, summary)
 
 
