@@ -1,0 +1,117 @@
+"""``flowrun demo`` from a clean FLOWRUN_HOME: its own embedded server, its printed numbers, a second run.
+
+The demo and the checks run in separate processes on the same data dir, each
+starting the embedded server it finds stopped and stopping it when it exits;
+the test ends by making sure no server is left running in the temporary home.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.flowrun.conftest import FLOWRUN, clean_env
+
+# What the store says, asked by a separate process through the public API (the
+# embedded server of the home is started for it and stopped when it exits).
+STORE_ANSWERS = """
+import json, sys
+from datetime import datetime, timedelta
+from flowrun import FlowRunStore, Granularity
+from flowrun.jsonable import jsonable
+day = datetime.fromisoformat(sys.argv[1])
+with FlowRunStore.open(migrate=False) as store:
+    print(json.dumps(jsonable({
+        "statistics": store.get_statistics(),
+        "total": store.get_runs_page(take=1).total_count,
+        "status_totals": store.sql("select status, count(*) as runs from runs group by status").to_dicts(),
+        "daily": store.get_run_timeseries(Granularity.DAY, day - timedelta(days=29), day + timedelta(days=1)),
+    })))
+"""
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "flowrun-home"
+    yield path
+    _stop_leftover_server(path / "postgres")
+
+
+def _stop_leftover_server(pgdata: Path) -> None:
+    pid_file = pgdata / "postmaster.pid"
+    if pid_file.exists():  # pragma: no cover - only when a process died without its atexit hook
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, signal.SIGINT)  # fast shutdown
+        for _ in range(100):
+            if not pid_file.exists():
+                break
+            time.sleep(0.1)
+
+
+def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        args, env=clean_env(FLOWRUN_HOME=str(home)), capture_output=True, text=True, timeout=240, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _store_answers(home: Path, day: str) -> Any:
+    return json.loads(_run(home, sys.executable, "-c", STORE_ANSWERS, day).stdout)
+
+
+def _by_status(rows: list[dict[str, Any]]) -> dict[str, int]:
+    return {row["status"]: row["runs"] for row in rows}
+
+
+def test_demo_from_a_clean_home_prints_what_the_store_answers(home: Path) -> None:
+    assert not home.exists()
+    printed = json.loads(_run(home, str(FLOWRUN), "demo", "--runs", "500", "--json").stdout)
+    pgdata = home / "postgres"
+    assert (pgdata / "PG_VERSION").exists() and (home / "archive" / "runs").is_dir()
+    assert not (pgdata / "postmaster.pid").exists()  # the demo stopped the server it started
+
+    demo = printed["demo"]
+    played = demo["played"]
+    assert played["runs"] == 500 and played["calls"] > 500 * 8
+    assert played["step_retries"] > 0 and played["polls"] > 0
+    assert demo["exported"]["runs"] == 500 - played["final_status"].get("Running", 0)
+    assert 0 < demo["pruned"] < 500
+    day = datetime.fromisoformat(printed["at"]).replace(hour=0, minute=0, second=0, microsecond=0)
+    truth = _store_answers(home, day.isoformat())
+
+    assert printed["statistics"] == truth["statistics"]
+    assert printed["statistics"]["total_flows"] == 6
+    assert printed["statistics"]["active_runs"] == played["final_status"].get("Running", 0)
+    assert truth["total"] == 500
+    assert _by_status(printed["status_totals"]) == _by_status(truth["status_totals"])
+    # The players' own tally of how each run ended agrees with what the store reports.
+    assert {k: v for k, v in played["final_status"].items() if v} == _by_status(truth["status_totals"])
+    assert set(_by_status(truth["status_totals"])) >= {"Succeeded", "Failed", "Skipped", "TimedOut", "Cancelled"}
+    assert printed["daily"] == truth["daily"]
+    assert sum(bucket["total"] for bucket in truth["daily"]) >= 480
+    assert len(printed["hourly"]) == 24
+    assert printed["slowest_flows"] and printed["top_errors"]
+    assert printed["lineage"]["reruns"] == played["reruns"]
+    if played["reruns"]:
+        assert printed["lineage"]["derived"]
+        source = printed["lineage"]["source"]["id"]
+        assert all(run["source_run_id"] == source for run in printed["lineage"]["derived"])
+
+    # A second demo on the same home adds runs with new ids, and draws the dashboard.
+    second = _run(home, str(FLOWRUN), "demo", "--runs", "100").stdout
+    assert "played 100 runs" in second
+    for title in ("Statistics", "Runs per day", "Last 24 hours", "Slowest flows", "Most frequent step errors"):
+        assert title in second
+    assert _store_answers(home, day.isoformat())["total"] == 600
+    assert not (pgdata / "postmaster.pid").exists()
