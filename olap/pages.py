@@ -61,8 +61,8 @@ def _newest_archived(call: Call, scope: RunScope, where: str, params: dict[str, 
     """Fill temp table ``newest`` with a superset of the ``n`` newest visible archived runs of the scope.
 
     Partition days are disjoint in time, so they are read newest first, one day, then two,
-    four...: each day's own ``n`` newest suffice, and once ``n`` rows (counting live ones) are
-    at least as new as the oldest day read, no older day can reach the page.
+    four...: the ``n`` newest of each batch of days suffice, and once ``n`` rows (counting
+    live ones) are at least as new as the oldest day read, no older day can reach the page.
     """
     call.run(f"CREATE OR REPLACE TEMP TABLE newest AS {unified.project('runs', unified.RUN_FIELDS)}")
     files = call.manifest.select("runs", scope.since, scope.until)
