@@ -122,6 +122,10 @@ class RunAnalytics:
         rid = arg.run_id(run_id)
         return self._sources.retry(lambda: detail.archived_detail(self._sources, rid))
 
+    def warm_search(self) -> None:
+        """Build the archive's search documents now (say at startup) rather than on the first search."""
+        self._sources.retry(lambda: pages.warm_search(self._sources))
+
     # -- analyst surface -------------------------------------------------------------------
 
     def runs(self) -> pl.DataFrame:

@@ -93,9 +93,11 @@ def _search_page(
     with_count: bool,
 ) -> RunsPage:
     assert scope.search is not None
-    if call.manifest.select("runs") and not search.needs_per_field(scope.search):
-        _indexed_hits(sources, call, scope, params)
-    else:
+    if not (
+        call.manifest.select("runs")
+        and not search.needs_per_field(scope.search)
+        and _indexed_hits(sources, call, scope)
+    ):
         _scanned_hits(call, scope, where, params)
     total = live_total + _scalar(call, "SELECT count(*) FROM hits") if with_count else 0
     call.run(
@@ -119,18 +121,21 @@ def _search_page(
     return RunsPage([frames.run_record(r) for r in rows], total)
 
 
-def _indexed_hits(sources: Sources, call: Call, scope: RunScope, params: dict[str, Any]) -> None:
-    """Temp table ``hits``: visible archived run versions whose search document holds the term."""
+def _indexed_hits(sources: Sources, call: Call, scope: RunScope) -> bool:
+    """Temp table ``hits`` from the search documents; False when they are not ready yet."""
     assert scope.search is not None
     row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
     where, params = duck_where(scope, "d")
     params = {**params, "term": str(row[0]) if row else "", "shadowed": sorted(call.shadowed)}
     with sources.search_index().current(call.cur, call.manifest) as table:
+        if table is None:
+            return False
         call.run(
             f"CREATE OR REPLACE TEMP TABLE hits AS SELECT {_KEYS} FROM {table} d"
             f" WHERE contains(d.doc, $term) AND {where} AND ({unified.VISIBLE_DAY.format(alias='d')})",
             params,
         )
+    return True
 
 
 def _scanned_hits(call: Call, scope: RunScope, where: str, params: dict[str, Any]) -> None:
@@ -175,6 +180,13 @@ def all_runs(sources: Sources, scope: RunScope) -> list[FlowRunRecord]:
         parts += call.archive_parts("runs", unified.RUN_FIELDS, where, scope.since, scope.until)
         rows = call.run(f"SELECT * FROM ({unified.union(parts, '')}) {ORDER}", params).fetchall()
     return [frames.run_record(r) for r in rows]
+
+
+def warm_search(sources: Sources) -> None:
+    """Build the search documents of every visible archive file now."""
+    with sources.call(lambda snap: {}) as call:
+        if call.manifest.select("runs"):
+            sources.search_index().build(call.cur, call.manifest)
 
 
 def _scalar(call: Call, query: str, params: dict[str, Any] | None = None) -> int:

@@ -8,11 +8,14 @@ two fields. Documents live in a DuckDB database file in a private temporary
 directory and are maintained per partition day: archive files are immutable and a
 run's rows all sit under its start day, so a day is rebuilt exactly when its list
 of files changes (an export or a compaction touched it) and every other day is
-reused. The first search of a reader builds every day once.
+reused. A few changed days are rebuilt inside the search that notices them; a
+reader's first search (every day at once) starts a background build and, like
+every search until it is done, reads the Parquet files directly meanwhile.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -25,9 +28,13 @@ import duckdb
 
 from olap.archive import ArchiveFile, Manifest, parquet_scan, sql_string
 
+log = logging.getLogger(__name__)
+
 TABLE = "search_index.docs"
 # Days rebuilt per statement: bounds the memory of the per-run aggregation of attempts.
 _DAYS_PER_BUILD = 8
+# Days rebuilt inside a search call; more are built in the background.
+_INLINE_DAYS = 3
 
 _CREATE = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -63,47 +70,120 @@ class SearchIndex:
         con.execute(f"ATTACH {sql_string(str(self._dir / 'search.duckdb'))} AS search_index")
         con.execute(_CREATE)
         self._days: dict[date, tuple[str, ...]] = {}
+        # Held while the documents change and while a search reads them, so a search never
+        # sees documents of another call's manifest.
         self._lock = threading.Lock()
+        self._building = threading.Event()
+        self._builder: threading.Thread | None = None
+        self._builder_cursor: duckdb.DuckDBPyConnection | None = None
 
     @contextmanager
-    def current(self, cur: duckdb.DuckDBPyConnection, manifest: Manifest) -> Iterator[str]:
-        """Bring the documents in line with ``manifest`` and hold them there while the caller reads ``TABLE``."""
-        with self._lock:
-            self._refresh(cur, manifest)
-            yield TABLE
+    def current(self, cur: duckdb.DuckDBPyConnection, manifest: Manifest) -> Iterator[str | None]:
+        """``TABLE`` in line with ``manifest`` while the caller reads it, or None to read the files instead.
 
-    def _refresh(self, cur: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
-        by_day: dict[date, dict[str, list[ArchiveFile]]] = {}
-        for kind in ("runs", "attempts"):
-            for f in manifest.files.get(kind, ()):
-                by_day.setdefault(f.started_date, {"runs": [], "attempts": []})[kind].append(f)
-        wanted = {
-            day: tuple(sorted(f.location for group in kinds.values() for f in group)) for day, kinds in by_day.items()
-        }
-        stale = [day for day in self._days if wanted.get(day) != self._days[day]]
-        fresh = sorted(day for day in wanted if self._days.get(day) != wanted[day])
-        if stale:
-            cur.execute(f"DELETE FROM {TABLE} WHERE list_contains($days, started_date)", {"days": stale})
-            for day in stale:
+        A few changed days are rebuilt on the spot; more (a reader's first search, a large
+        compaction) are built in the background, and searches meanwhile get None.
+        """
+        table = self._prepare(cur, manifest)
+        try:
+            yield table
+        finally:
+            if table is not None:
+                self._lock.release()
+
+    def _prepare(self, cur: duckdb.DuckDBPyConnection, manifest: Manifest) -> str | None:
+        if self._building.is_set():
+            return None
+        self._lock.acquire()
+        try:
+            plan = _Plan(manifest, self._days)
+            if self._building.is_set() or len(plan.fresh) > _INLINE_DAYS:
+                if not self._building.is_set():
+                    self._building.set()
+                    self._builder = threading.Thread(
+                        target=self._build, args=(manifest,), name="flowrun-search-index", daemon=True
+                    )
+                    self._builder.start()
+                self._lock.release()
+                return None
+            self._apply(cur, plan)
+            return TABLE
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def build(self, cur: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
+        """Bring the documents in line with ``manifest`` now, after any background build."""
+        builder = self._builder
+        if builder is not None:
+            builder.join()
+        with self._lock:
+            self._apply(cur, _Plan(manifest, self._days))
+
+    def _build(self, manifest: Manifest) -> None:
+        try:
+            with self._lock:
+                cur = self._builder_cursor = self._con.cursor()
+                try:
+                    self._apply(cur, _Plan(manifest, self._days))
+                finally:
+                    self._builder_cursor = None
+                    cur.close()
+        except duckdb.Error:
+            # A file compacted away meanwhile, or the reader closing: the next search starts over.
+            log.info("building search documents stopped", exc_info=True)
+        finally:
+            self._building.clear()
+
+    def _apply(self, cur: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+        if plan.stale:
+            cur.execute(f"DELETE FROM {TABLE} WHERE list_contains($days, started_date)", {"days": plan.stale})
+            for day in plan.stale:
                 del self._days[day]
-        for start in range(0, len(fresh), _DAYS_PER_BUILD):
-            days = fresh[start : start + _DAYS_PER_BUILD]
-            runs = [f for day in days for f in by_day[day]["runs"]]
-            attempts = [f for day in days for f in by_day[day]["attempts"]]
+        for start in range(0, len(plan.fresh), _DAYS_PER_BUILD):
+            days = plan.fresh[start : start + _DAYS_PER_BUILD]
+            runs = [f for day in days for f in plan.files[day]["runs"]]
+            attempts = [f for day in days for f in plan.files[day]["attempts"]]
             if runs:
-                empty = "(SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision, NULL::VARCHAR AS step_key,"
-                empty += " NULL::VARCHAR AS error_message, NULL::VARCHAR AS output_json WHERE FALSE)"
                 cur.execute(
                     _BUILD.format(
-                        table=TABLE, runs=parquet_scan(runs), attempts=parquet_scan(attempts) if attempts else empty
+                        table=TABLE, runs=parquet_scan(runs), attempts=parquet_scan(attempts) if attempts else _NONE
                     )
                 )
             for day in days:
-                self._days[day] = wanted[day]
+                self._days[day] = plan.wanted[day]
 
     def close(self) -> None:
-        """Detach the documents and delete their directory."""
+        """Stop a background build, detach the documents and delete their directory."""
+        builder, cursor = self._builder, self._builder_cursor
+        if builder is not None and builder.is_alive():
+            if cursor is not None:
+                with suppress(duckdb.Error):
+                    cursor.interrupt()
+            builder.join(timeout=60)
         # The connection may be closing anyway; the files go below either way.
         with suppress(duckdb.Error):
             self._con.execute("DETACH search_index")
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_NONE = (
+    "(SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision, NULL::VARCHAR AS step_key,"
+    " NULL::VARCHAR AS error_message, NULL::VARCHAR AS output_json WHERE FALSE)"
+)
+
+
+class _Plan:
+    """Which days' documents to drop and to (re)build so they match a manifest."""
+
+    def __init__(self, manifest: Manifest, indexed: dict[date, tuple[str, ...]]) -> None:
+        self.files: dict[date, dict[str, list[ArchiveFile]]] = {}
+        for kind in ("runs", "attempts"):
+            for f in manifest.files.get(kind, ()):
+                self.files.setdefault(f.started_date, {"runs": [], "attempts": []})[kind].append(f)
+        self.wanted = {
+            day: tuple(sorted(f.location for group in kinds.values() for f in group))
+            for day, kinds in self.files.items()
+        }
+        self.stale = [day for day in indexed if self.wanted.get(day) != indexed[day]]
+        self.fresh = sorted(day for day in self.wanted if indexed.get(day) != self.wanted[day])

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+import sync
 from olap import RunAnalytics
 from oltp.errors import (
     InvalidArgument,
@@ -22,6 +23,8 @@ from oltp.errors import (
 from oltp.records import DashboardStatistics, Granularity, RunsPage
 from oltp.store import RunStore
 from tests.olap import archive_writer
+from tests.olap.oracle import SEARCHES
+from tests.olap.workload import START, expected_page, play
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 UNREACHABLE = "postgresql://nobody@/nodb?host=/nonexistent-socket-dir"
@@ -261,3 +264,22 @@ def test_a_dropped_connection_is_unavailable_once_then_reopened(dsn: str, clock)
         reader.get_runs()
     assert len(reader.get_runs()) == 1
     reader.close()
+
+
+def test_search_answers_alike_from_the_files_and_from_the_documents(dsn: str, clock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    model = play(store, clock)
+    root = tmp_path / "archive"
+    sync.export_completed_runs(dsn, root, batch_size=70, clock=clock)
+    sync.prune(dsn, clock.now - (START + timedelta(days=3)), now=clock.now)
+    runs = list(model.runs.values())
+    for term in [s for s in SEARCHES if s and s.strip()]:
+        expected = expected_page(runs, search=term, take=30)
+        with RunAnalytics(dsn, str(root), clock=clock) as reader:
+            # A new reader's documents are still being built: the first search reads the files.
+            from_files = reader.get_runs_page(search=term, take=30)
+            reader.warm_search()
+            from_documents = reader.get_runs_page(search=term, take=30)
+        assert (from_files.runs, from_files.total_count) == expected, term
+        assert (from_documents.runs, from_documents.total_count) == expected, term
+    store.close()
