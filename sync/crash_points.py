@@ -1,11 +1,13 @@
 """Test hook: stop the exporter at a named moment so a test can ``kill -9`` it there.
 
 Set ``FLOWRUN_EXPORT_PAUSE_AT=<stage>:<n>`` in the environment of an export,
-compaction or prune process and it stops forever the ``n``-th time it reaches
-``<stage>``, after touching the file named by ``FLOWRUN_EXPORT_PAUSE_SIGNAL``
-(or printing ``flowrun-pause <stage> <n>`` to stderr when that is unset). The
-crash tests wait for the signal, then kill the process: the moment of death is
-exact, not a matter of timing. Unset, ``reached`` costs one dictionary lookup.
+compaction or prune process and it stops the ``n``-th time it reaches
+``<stage>``, after writing the file named by ``FLOWRUN_EXPORT_PAUSE_SIGNAL``; it
+goes on when that file is deleted (without a signal file it prints
+``flowrun-pause <stage> <n>`` to stderr and stops for good). The crash tests
+wait for the signal, then kill the process: the moment of death is exact, not
+a matter of timing; other tests resume it after writing to the store at that
+exact moment. Unset, ``reached`` costs one environment lookup.
 
 Stages, in the order an export meets them: ``lock_acquired``, ``orphan_removed``
 (after each leftover file is deleted), ``snapshot_read``, ``tmp_written``,
@@ -31,7 +33,7 @@ _seen: Counter[str] = Counter()
 
 
 def reached(stage: str) -> None:
-    """Note that ``stage`` was reached; pause forever if the environment asks for this one."""
+    """Note that ``stage`` was reached; pause there if the environment asks for this one."""
     target = os.environ.get(PAUSE_AT)
     if target is None:
         return
@@ -42,9 +44,11 @@ def reached(stage: str) -> None:
     if _seen[stage] != int(count or "1"):
         return
     signal = os.environ.get(PAUSE_SIGNAL)
-    if signal:
-        Path(signal).write_text(f"{stage} {_seen[stage]}\n")
-    else:
+    if not signal:
         print(f"flowrun-pause {stage} {_seen[stage]}", file=sys.stderr, flush=True)
-    while True:  # until the test kills us
-        time.sleep(60)
+        while True:  # until the test kills us
+            time.sleep(60)
+    path = Path(signal)
+    path.write_text(f"{stage} {_seen[stage]}\n")
+    while path.exists():  # until the test kills us, or deletes the file to let us go on
+        time.sleep(0.005)

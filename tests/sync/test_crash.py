@@ -23,7 +23,7 @@ from tests.conftest import FakeClock
 from tests.sync import archive_checks, killable, workload
 
 BATCH = 3
-# A killed job's server session ends a moment after the process: the rerun waits for its lock.
+# A killed job's server session ends a moment after the process: the next job waits for its lock.
 WAIT = 30.0
 
 # (job, stage) kills applied in order before the final run; a stage is "<name>:<n-th time>".

@@ -1,0 +1,89 @@
+"""Runs exported more than once: reopened, completed again, written after completion; odd queue rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oltp.store import RunStore
+from sync import ExportReport, export_completed_runs
+from tests.conftest import FakeClock
+from tests.sync import archive_checks, workload
+
+
+def test_a_reopened_run_completed_again_is_exported_again_and_the_old_copy_superseded(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    ids = workload.play(store, clock, 3)
+    export_completed_runs(dsn, archive, clock=clock)
+    store.retry_step(ids[0], "fetch")
+    # Reopened: Running again, out of the outbox, not exported by the next call.
+    assert export_completed_runs(dsn, archive, clock=clock).runs == 0
+    clock.advance(hours=1)
+    store.record_step_start(ids[0], "fetch", "http")
+    store.record_step_complete(ids[0], "fetch", "Failed", None, "second try failed")
+    store.complete_run(ids[0], "Failed")
+
+    report = export_completed_runs(dsn, archive, clock=clock)
+
+    assert (report.runs, report.steps) == (1, 2)
+    archive_checks.assert_exactly_once(db, archive)
+    copies = archive_checks.query(archive, "runs", f"SELECT revision, status FROM t WHERE id = '{ids[0]}'")
+    assert sorted(copies) == [(2, workload.TERMINAL[0]), (4, "Failed")]
+    assert db.execute("SELECT run_id, revision FROM archive_superseded").fetchall() == [(ids[0], 2)]
+    assert db.execute("SELECT revision FROM archived_runs WHERE run_id = %s", (ids[0],)).fetchone() == (4,)
+    newest = archive_checks.query(
+        archive,
+        "attempts",
+        "SELECT attempt, status, error_message FROM t"
+        f" WHERE run_id = '{ids[0]}' AND revision = 4 AND step_key = 'fetch' ORDER BY attempt",
+    )
+    assert newest[-1] == (len(newest), "Failed", "second try failed")
+
+
+def test_a_step_written_to_a_completed_run_makes_a_new_version(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    ids = workload.play(store, clock, 2)
+    export_completed_runs(dsn, archive, clock=clock)
+    store.record_step_start(ids[1], "cleanup", "task")
+    store.record_step_complete(ids[1], "cleanup", "Succeeded", '{"freed": 3}')
+
+    assert export_completed_runs(dsn, archive, clock=clock).runs == 1
+    archive_checks.assert_exactly_once(db, archive)
+    keys = archive_checks.query(archive, "steps", f"SELECT revision, step_key FROM t WHERE run_id = '{ids[1]}'")
+    assert sorted(k for rev, k in keys if rev == 4) == ["cleanup", "fetch", "load"]
+    assert sorted(k for rev, k in keys if rev == 2) == ["fetch", "load"]
+
+
+def test_queue_rows_of_running_or_already_archived_runs_are_dropped_unexported(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    done = workload.play(store, clock, 2)
+    running = workload.play(store, clock, 1, complete=False)
+    export_completed_runs(dsn, archive, clock=clock)
+    # Rows the writers never leave behind, made by hand: a Running run, and an archived revision.
+    db.execute("INSERT INTO export_outbox SELECT id, revision, now() FROM flow_runs WHERE id = %s", (running[0],))
+    db.execute("INSERT INTO export_outbox SELECT id, revision, now() FROM flow_runs WHERE id = %s", (done[0],))
+
+    report = export_completed_runs(dsn, archive, clock=clock)
+
+    assert report == ExportReport(0, 0, 0, 0, report.seconds)
+    archive_checks.assert_exactly_once(db, archive)
+    assert running[0] not in {r[0] for r in archive_checks.query(archive, "runs", "SELECT id FROM t")}
+
+
+def test_an_empty_outbox_writes_nothing_and_progress_is_reported(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    updates: list[Any] = []
+    report = export_completed_runs(dsn, archive, clock=clock, progress=updates.append)
+    assert (report.runs, report.files) == (0, 0)
+    assert archive_checks.parquet_files(archive) == []
+    assert [(u.task, u.done, u.finished) for u in updates] == [("export", 0, True)]
+
+    workload.play(store, clock, 5)
+    updates.clear()
+    report = export_completed_runs(dsn, archive, batch_size=2, clock=clock, progress=updates.append)
+    assert [u.done for u in updates] == [2, 4, 5, 5]
+    assert {u.total for u in updates} == {5}
+    assert updates[-1].finished and updates[-1].rows == report.runs + report.steps + report.attempts
