@@ -2,7 +2,8 @@
 
 An export alternates between PostgreSQL (reading a batch) and the local CPU
 and disk (sorting, compressing, fsyncing it, then the manifest commit). A
-reader thread with its own connection overlaps the two: it reads batch n+1
+reader thread with its own connections (two: steps and attempts are read in
+parallel, in one snapshot) overlaps the two: it reads batch n+1
 while batch n is written and committed, and never runs further ahead than
 that, so at most three batches are in memory. Reading ahead is safe: batches
 hold disjoint outbox rows, and a run written again in the meantime comes back
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from sync.arrow_connection import ArrowConnection
-from sync.snapshot import Batch, QueueKey, read_batch
+from sync.snapshot import Batch, Helper, QueueKey, read_batch
 
 _POLL_SECONDS = 0.1
 
@@ -54,12 +55,16 @@ class BatchPrefetcher:
     def _run(self) -> None:
         try:
             with ArrowConnection(self._dsn, self._schema) as conn:
-                after: QueueKey | None = None
-                while not self._stop.is_set():
-                    batch = read_batch(conn, after, self._size)
-                    if not self._offer(batch) or batch.empty:
-                        return
-                    after = batch.last
+                helper = Helper(ArrowConnection(self._dsn, self._schema))
+                try:
+                    after: QueueKey | None = None
+                    while not self._stop.is_set():
+                        batch = read_batch(conn, after, self._size, helper)
+                        if not self._offer(batch) or batch.empty:
+                            return
+                        after = batch.last
+                finally:
+                    helper.close()
         except BaseException as exc:  # handed to the consumer, which re-raises it
             self._offer(exc)
 

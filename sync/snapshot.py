@@ -2,8 +2,10 @@
 
 A batch is three statements in one ``REPEATABLE READ`` transaction: the next
 outbox rows with their runs, then the steps and the attempts of the runs to
-export (probed by primary key with ``= ANY($1::uuid[])``). Every row therefore
-belongs to the same revision of its run, the newest as of the snapshot. Each
+export (probed by primary key with ``= ANY($1::uuid[])``); the attempts may be
+read on a second connection that imports the same snapshot, in parallel with
+the steps. Every row therefore belongs to the same revision of its run, the
+newest as of the snapshot. Each
 step and attempt gets its run's start time (its partition key) and revision
 by an Arrow lookup, not a SQL join, which keeps the plans to index probes.
 """
@@ -11,11 +13,13 @@ by an Arrow lookup, not a SQL join, which keeps the plans to index probes.
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg import sql
 
 from sync.arrow_connection import ArrowConnection, array_param, scalar_param
 from sync.arrow_schemas import TS, UUID
@@ -48,6 +52,7 @@ SELECT run_id, step_key, attempt, step_type, status, input_json, output_json, er
   FROM flow_step_attempts WHERE run_id = ANY($1::uuid[])
 """
 _OUTBOX_SIZE = "SELECT count(*) FROM export_outbox"
+_EXPORT_SNAPSHOT = "SELECT pg_export_snapshot()"
 
 
 class QueueKey(NamedTuple):
@@ -79,8 +84,36 @@ def outbox_size(conn: ArrowConnection) -> int:
         return int(conn.rows(_OUTBOX_SIZE)[0][0])
 
 
-def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int) -> Batch:
-    """The next ``limit`` outbox rows after ``after``, and every row of their exportable runs."""
+class Helper:
+    """A second connection (and the thread that drives it) reading attempts in the same snapshot."""
+
+    def __init__(self, conn: ArrowConnection) -> None:
+        self.conn = conn
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowrun-export-helper")
+
+    def attempts(self, snapshot_id: str, ids: pa.Array) -> Future[pa.Table]:
+        """Start reading the attempts of ``ids`` in the exported snapshot ``snapshot_id``."""
+
+        def read() -> pa.Table:
+            with self.conn.transaction(snapshot=True):
+                # Must come before any query of the transaction; a utility statement takes no parameters.
+                self.conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)).as_string())
+                return self.conn.query(_ATTEMPTS, array_param(ids))
+
+        return self._pool.submit(read)
+
+    def close(self) -> None:
+        """Stop the thread and close the connection."""
+        self._pool.shutdown(wait=True)
+        self.conn.close()
+
+
+def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper: Helper | None = None) -> Batch:
+    """The next ``limit`` outbox rows after ``after``, and every row of their exportable runs.
+
+    With a ``helper``, attempts are read on its connection while steps are read on ``conn``,
+    both in the snapshot of ``conn``'s transaction (exported with ``pg_export_snapshot``).
+    """
     with conn.transaction(snapshot=True):
         params = [scalar_param(limit, pa.int64())]
         if after is not None:
@@ -89,8 +122,10 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int) -> Bat
         runs = queue.filter(queue.column("exportable"))
         ids = runs.column("id").combine_chunks()
         if len(ids):
+            pending = helper.attempts(conn.rows(_EXPORT_SNAPSHOT)[0][0], ids) if helper else None
             steps = conn.query(_STEPS, array_param(ids))
-            attempts = conn.query(_ATTEMPTS, array_param(ids))
+            # The exporting transaction stays open until the helper has read in its snapshot.
+            attempts = pending.result() if pending else conn.query(_ATTEMPTS, array_param(ids))
     last = None
     if queue.num_rows:
         last = QueueKey(queue.column("queue_enqueued_at")[-1].as_py(), queue.column("queue_run_id")[-1].as_py())

@@ -1,0 +1,249 @@
+"""Export throughput of ``sync.export_completed_runs`` against a bare Arrow copy, in one run.
+
+N completed runs (5 steps each, 1 attempt per step, spread over 30 days, with
+their outbox rows) are bulk-loaded with COPY (ADBC ingestion), exactly as the
+store would hold them. Two measurements follow, each in a fresh process so that
+its peak RSS is its own:
+
+* baseline: the same rows (runs, steps, attempts) fetched with
+  ``adbc-driver-postgresql`` ``fetch_arrow_table`` - one query per table, no
+  bookkeeping - and each table written to one zstd Parquet file;
+* export: ``sync.export_completed_runs`` draining the outbox into the
+  archive (snapshots, sorting, partitions, fsync, manifest transactions).
+
+It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6).
+
+    python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR]
+
+Without ``--dsn`` it starts a private embedded PostgreSQL (default settings) in
+the work directory (a temporary one unless given).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# This script's directory comes first on sys.path, where "olap" names bench/olap.py: drop it.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+
+from flowrun import embedded  # noqa: E402
+from oltp import migrate  # noqa: E402
+from sync import DEFAULT_BATCH_SIZE  # noqa: E402
+
+STEPS = ("extract", "validate", "transform", "load", "notify")
+CHUNK = 50_000
+START = datetime(2026, 1, 1, tzinfo=UTC)
+DAYS = 30
+TS = pa.timestamp("us", tz="UTC")
+
+RUN_COLUMNS = (
+    "id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,"
+    " started_at, completed_at, source_run_id, revision"
+)
+STEP_COLUMNS = (
+    "run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,"
+    " started_at, completed_at, attempt_count"
+)
+ATTEMPT_COLUMNS = (
+    "run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,"
+    " started_at, completed_at"
+)
+
+
+def _uuids(rng: np.random.Generator, n: int) -> pa.Array:
+    raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(raw.tobytes())])
+    return pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+
+def _text(prefix: str, numbers: pa.Array, suffix: str = "") -> pa.Array:
+    return pc.binary_join_element_wise(prefix, pc.cast(numbers, pa.string()), suffix, "")
+
+
+def _micros(values: np.ndarray) -> pa.Array:
+    return pa.array(values.astype("datetime64[us]"), pa.timestamp("us")).cast(TS)
+
+
+def chunk_tables(first: int, n: int, total: int, rng: np.random.Generator) -> dict[str, pa.Table]:
+    """Runs ``first .. first+n`` of ``total``: the rows of every table, like the store writes them."""
+    index = pa.array(np.arange(first, first + n, dtype=np.int64))
+    spread = np.int64(DAYS * 86_400 * 1_000_000) // max(total, 1)
+    began = np.datetime64(START.replace(tzinfo=None), "us") + (
+        np.arange(first, first + n, dtype=np.int64) * spread + rng.integers(0, max(int(spread), 1), n)
+    ).astype("timedelta64[us]")
+    step_length = rng.integers(50_000, 5_000_000, size=(n, len(STEPS))).astype("timedelta64[us]")
+    step_start = began[:, None] + np.cumsum(step_length, axis=1) - step_length
+    step_end = step_start + step_length
+    completed = step_end[:, -1] + np.timedelta64(1000, "us")
+    ids = _uuids(rng, n)
+    flows = np.asarray(_uuids(np.random.default_rng(7), 50).storage.to_numpy(zero_copy_only=False))
+    flow_pick = rng.integers(0, 50, n)
+    failed = rng.random(n) < 0.05
+    runs = pa.table(
+        {
+            "id": ids,
+            "flow_id": pa.ExtensionArray.from_storage(pa.uuid(), pa.array(flows[flow_pick].tolist(), pa.binary(16))),
+            "flow_name": _text("flow-", pa.array(flow_pick)),
+            "status": pa.array(np.where(failed, "Failed", "Succeeded")),
+            "trigger_key": pa.array(np.where(flow_pick % 3 == 0, "manual", "schedule")),
+            "trigger_data_json": _text('{"batch": ', index, ', "source": "bench"}'),
+            "background_job_id": _text("job-", index),
+            "started_at": _micros(began),
+            "completed_at": _micros(completed),
+            "source_run_id": pa.nulls(n, pa.uuid()),
+            "revision": pa.array(np.full(n, 2, dtype=np.int64)),
+        }
+    )
+    per_step = n * len(STEPS)
+    run_of_step = np.repeat(np.arange(n), len(STEPS))
+    step_ids = pc.take(ids, pa.array(run_of_step))
+    keys = pa.array(np.tile(np.array(STEPS, dtype=object), n).tolist(), pa.string())
+    step_failed = np.zeros((n, len(STEPS)), dtype=bool)
+    step_failed[:, -1] = failed
+    step_failed = step_failed.ravel()
+    status = pa.array(np.where(step_failed, "Failed", "Succeeded"))
+    step_index = pa.array(np.arange(first * len(STEPS), first * len(STEPS) + per_step, dtype=np.int64))
+    common = {
+        "run_id": step_ids,
+        "step_key": keys,
+        "step_type": pa.array(np.tile(np.array(["http", "sql", "python", "sql", "email"], dtype=object), n).tolist()),
+        "status": status,
+        "input_json": _text('{"step": ', step_index, ', "args": {"limit": 1000, "dry_run": false}}'),
+        "output_json": pc.if_else(
+            pa.array(step_failed), pa.nulls(per_step, pa.string()), _text('{"rows": ', step_index, ', "ok": true}')
+        ),
+        "error_message": pc.if_else(
+            pa.array(step_failed),
+            pa.scalar("upstream returned 503: service unavailable"),
+            pa.nulls(per_step, pa.string()),
+        ),
+        "job_id": _text("hf-", step_index),
+        "started_at": _micros(step_start.ravel()),
+        "completed_at": _micros(step_end.ravel()),
+    }
+    steps = pa.table({**common, "attempt_count": pa.array(np.ones(per_step, dtype=np.int32))})
+    attempts = pa.table(
+        {
+            **{k: v for k, v in common.items() if k in ("run_id", "step_key")},
+            "attempt": pa.array(np.ones(per_step, dtype=np.int32)),
+            **{k: v for k, v in common.items() if k not in ("run_id", "step_key")},
+        }
+    )
+    outbox = pa.table({"run_id": ids, "revision": runs.column("revision"), "enqueued_at": runs.column("completed_at")})
+    return {"flow_runs": runs, "flow_steps": steps, "flow_step_attempts": attempts, "export_outbox": outbox}
+
+
+def load(dsn: str, runs: int) -> None:
+    """Create the schema and bulk-load ``runs`` completed runs with COPY."""
+    migrate.upgrade(dsn)
+    rng = np.random.default_rng(2026)
+    with adbc.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        for first in range(0, runs, CHUNK):
+            for table, data in chunk_tables(first, min(CHUNK, runs - first), runs, rng).items():
+                cur.adbc_ingest(table, data, mode="append", db_schema_name="flowrun")
+            print(f"  loaded {min(first + CHUNK, runs):,} runs", file=sys.stderr, flush=True)
+        cur.execute("VACUUM ANALYZE flowrun.flow_runs")
+        cur.execute("VACUUM ANALYZE flowrun.flow_steps")
+        cur.execute("VACUUM ANALYZE flowrun.flow_step_attempts")
+        cur.execute("VACUUM ANALYZE flowrun.export_outbox")
+
+
+_BASELINE = """
+import json, resource, sys, time
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow.parquet as pq
+dsn, out, columns = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+rows, started = 0, time.perf_counter()
+with adbc.connect(dsn) as conn, conn.cursor() as cur:
+    for table, cols in columns.items():
+        cur.execute(f"SELECT {cols} FROM flowrun.{table}")
+        data = cur.fetch_arrow_table()
+        pq.write_table(data, f"{out}/{table}.parquet", compression="zstd")
+        rows += data.num_rows
+        del data
+seconds = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"rows": rows, "seconds": seconds, "rss": rss}))
+"""
+
+_EXPORT = """
+import json, logging, resource, sys, time
+import sync
+logging.basicConfig(level=logging.INFO, format="  %(message)s", stream=sys.stderr)
+dsn, out, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+report = sync.export_completed_runs(dsn, out, batch_size=batch, progress=sync.log_progress(10))
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({**report._asdict(), "rss": rss}))
+"""
+
+
+def _child(script: str, *args: str) -> dict[str, Any]:
+    done = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    sys.stderr.write(done.stderr)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    parser.add_argument("--dsn", help="an empty database to use (default: a private embedded server)")
+    parser.add_argument("--workdir", help="where the server, the archive and the baseline files go")
+    args = parser.parse_args()
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="flowrun-bench-export-"))
+    work.mkdir(parents=True, exist_ok=True)
+    server = None
+    dsn = args.dsn
+    if dsn is None:
+        server = embedded.start(work / "pgdata", delete_on_exit=args.workdir is None)
+        dsn = embedded.dsn(server)
+    started = time.perf_counter()
+    load(dsn, args.runs)
+    print(f"loaded {args.runs:,} runs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+    baseline_dir = work / "baseline"
+    baseline_dir.mkdir(exist_ok=True)
+    columns = {"flow_runs": RUN_COLUMNS, "flow_steps": STEP_COLUMNS, "flow_step_attempts": ATTEMPT_COLUMNS}
+    base = _child(_BASELINE, dsn, str(baseline_dir), json.dumps(columns))
+    ours = _child(_EXPORT, dsn, str(work / "archive"), str(args.batch_size))
+
+    ours_rows = ours["runs"] + ours["steps"] + ours["attempts"]
+    assert ours["runs"] == args.runs and ours_rows == base["rows"], (ours, base)
+    print(f"\nexport of {args.runs:,} runs ({base['rows']:,} rows), batch size {args.batch_size:,}", end="")
+    print(f", {os.cpu_count()} cores")
+    print("| | seconds | runs/s | rows/s | peak RSS |")
+    print("|---|---:|---:|---:|---:|")
+    for name, result in (
+        ("baseline: ADBC fetch_arrow_table + one Parquet file per table", base),
+        ("sync.export_completed_runs", ours),
+    ):
+        seconds = result["seconds"]
+        print(
+            f"| {name} | {seconds:.1f} | {args.runs / seconds:,.0f} | {base['rows'] / seconds:,.0f}"
+            f" | {result['rss'] / 2**20:,.0f} MiB |"
+        )
+    print(f"\nratio export / baseline (rows/s): {base['seconds'] / ours['seconds']:.2f} (goal >= 0.6)")
+    print(f"archive: {ours['files']} files")
+
+
+if __name__ == "__main__":
+    main()
