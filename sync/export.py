@@ -81,11 +81,12 @@ def export_completed_runs(
     totals = [0, 0, 0, 0]  # runs, steps, attempts, files
     with ArrowConnection(dsn, schema) as conn, archive_lock(conn, schema, wait=wait):
         crash_points.reached("lock_acquired")
-        claim(storage, conn, schema)
-        remove_leftovers(storage, conn)
-        queued = snapshot.outbox_size(conn)
-        batch_ids: list[str] = []
+        # Reading has no side effect: the first batch is read while leftovers are cleaned up.
         with BatchPrefetcher(dsn, schema, size) as batches:
+            claim(storage, conn, schema)
+            remove_leftovers(storage, conn)
+            queued = snapshot.outbox_size(conn)
+            batch_ids: list[str] = []
             for batch in batches:
                 crash_points.reached("snapshot_read")
                 now = checked_now(now_of)
