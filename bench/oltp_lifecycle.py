@@ -7,7 +7,7 @@ autocommit INSERT per call on a plain psycopg connection, against the same serve
 with the same number of client threads. The ratio (our calls/s over raw
 INSERTs/s) is what the store costs on top of the server's own commit rate.
 
-    python bench/oltp_lifecycle.py [--seconds 10] [--threads 1 4] [--dsn DSN]
+    python -P bench/oltp_lifecycle.py [--seconds 5] [--rounds 3] [--threads 1 4] [--dsn DSN]
 
 Without ``--dsn`` it starts a private embedded PostgreSQL (default settings,
 fsync on) in a temporary directory.
@@ -16,6 +16,7 @@ fsync on) in a temporary directory.
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import threading
 import time
@@ -88,7 +89,8 @@ def lifecycle(store: RunStore, threads: int, seconds: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of one measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating raw/store measurements; medians reported")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--dsn")
     args = parser.parse_args()
@@ -99,12 +101,17 @@ def main() -> None:
     migrate.upgrade(dsn, "flowrun_bench")
     print(f"{'threads':>7} {'raw INSERT/s':>13} {'lifecycle calls/s':>18} {'ratio':>6} {'runs/s':>8}")
     for threads in args.threads:
-        raw = raw_inserts(dsn, threads, args.seconds)
+        raws: list[float] = []
+        runs: list[float] = []
         with RunStore(dsn, schema="flowrun_bench", max_connections=max(threads, 1)) as store:
             lifecycle(store, threads, 1.0)  # warm up: pool connections and prepared statements
-            runs = lifecycle(store, threads, args.seconds)
-        calls = runs * CALLS_PER_RUN
-        print(f"{threads:>7} {raw:>13,.0f} {calls:>18,.0f} {calls / raw:>6.2f} {runs:>8,.0f}")
+            # Alternate the two so a change in background load hits both alike.
+            for _ in range(args.rounds):
+                raws.append(raw_inserts(dsn, threads, args.seconds))
+                runs.append(lifecycle(store, threads, args.seconds))
+        raw, run_rate = statistics.median(raws), statistics.median(runs)
+        calls = run_rate * CALLS_PER_RUN
+        print(f"{threads:>7} {raw:>13,.0f} {calls:>18,.0f} {calls / raw:>6.2f} {run_rate:>8,.0f}")
 
 
 if __name__ == "__main__":

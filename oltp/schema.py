@@ -205,3 +205,15 @@ def _create_search_indexes(target: sa.MetaData, connection: sa.Connection, **_: 
 
 
 sa.event.listen(metadata, "after_create", _create_search_indexes)
+
+
+def _create_procedures(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
+    # The step-write procedures are part of the schema: created with the tables, in the
+    # store's schema (the first on the connection's search_path).
+    from oltp import procedures
+
+    for definition in procedures.ALL:
+        connection.exec_driver_sql(definition)
+
+
+sa.event.listen(metadata, "after_create", _create_procedures)
