@@ -1,7 +1,8 @@
 """``FlowRunStore``: the whole contract in one object.
 
-Writes go to ``oltp.RunStore`` on PostgreSQL; reporting, export and retention
-are added by the ``olap`` and ``sync`` packages as they land.
+Writes go to ``oltp.RunStore`` on PostgreSQL (this class is one); reports go to an
+``olap.RunAnalytics`` over live and archived runs; export, prune and compaction
+call the ``sync`` package with the store's own DSN, archive, schema and clock.
 """
 
 from __future__ import annotations
