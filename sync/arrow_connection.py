@@ -73,13 +73,21 @@ class ArrowConnection:
             self._conn.close()
 
     @contextmanager
-    def transaction(self, *, snapshot: bool = False) -> Iterator[None]:
-        """Commit the block's statements together; ``snapshot`` makes it REPEATABLE READ, READ ONLY."""
+    def transaction(self, *, snapshot: bool = False, by_key: bool = False) -> Iterator[None]:
+        """Commit the block's statements together.
+
+        ``snapshot`` makes it REPEATABLE READ, READ ONLY. ``by_key`` is for statements that
+        touch a batch's rows through ``= ANY($1::uuid[])`` on a primary key: PostgreSQL
+        underestimates how selective a large id array is on a big table and would scan the
+        whole table for every batch (cost growing with the store), so scans are disabled.
+        """
         # ADBC has already opened the transaction (at connect or at the last commit):
         # SET TRANSACTION is therefore its first statement.
         with translate_adbc_errors():
             if snapshot:
                 self._cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if by_key:
+                self._cur.execute("SET LOCAL enable_seqscan = off")
             try:
                 yield
             except BaseException:

@@ -73,7 +73,7 @@ def compact(
     filesystem: pafs.FileSystem | None = None,
 ) -> CompactReport:
     """Merge each partition's files and drop superseded copies; ``ArchiveBusy`` if another job runs."""
-    max_rows = check_batch_size(max_rows_per_file, _MAX_FILE_ROWS_LIMIT)
+    max_rows = check_batch_size(max_rows_per_file, _MAX_FILE_ROWS_LIMIT, "max_rows_per_file")
     schema = schema_name(schema)
     wait = check_wait(wait)
     now_of = clock or wall_clock

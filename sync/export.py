@@ -52,10 +52,10 @@ class ExportReport(NamedTuple):
     seconds: float
 
 
-def check_batch_size(value: object, maximum: int = MAX_BATCH_SIZE) -> int:
+def check_batch_size(value: object, maximum: int = MAX_BATCH_SIZE, name: str = "batch_size") -> int:
     """A batch size: an integer between 1 and ``maximum``."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidArgument(f"batch_size must be an integer between 1 and {maximum}, got {value!r}")
+        raise InvalidArgument(f"{name} must be an integer between 1 and {maximum}, got {value!r}")
     return value
 
 
@@ -93,7 +93,7 @@ def export_completed_runs(
                 batch_id = new_batch_id(now)
                 files = _write_files(storage, batch, batch_id, now)
                 crash_points.reached("files_published")
-                with conn.transaction():
+                with conn.transaction(by_key=True):
                     manifest.add_files(conn, files, now)
                     repeats = manifest.archive_runs(
                         conn,

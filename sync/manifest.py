@@ -41,6 +41,11 @@ SELECT f.path, f.kind, f.started_date, f.batch_id, f.row_count, f.min_started_at
        AS f(path, kind, started_date, batch_id, row_count, min_started_at, max_started_at)
 """
 
+# Every statement restricts the big tables by ``= ANY($1::uuid[])`` as well as joining
+# them to the unnested arrays: that makes the planner probe their primary keys (the cost
+# of a batch stays that of the batch) instead of scanning a table that grows with the
+# archive.
+#
 # The previous newest copy of a re-exported run becomes superseded, then the run's
 # archived revision moves up; an older revision arriving late never replaces a newer
 # one, it is filed as superseded itself.
@@ -53,13 +58,13 @@ WITH batch AS (
     INSERT INTO archive_superseded (run_id, revision, started_date)
     SELECT a.run_id, a.revision, a.started_date
       FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
-     WHERE a.revision < b.revision
+     WHERE a.run_id = ANY($1::uuid[]) AND a.revision < b.revision
     ON CONFLICT DO NOTHING
 ), late AS (
     INSERT INTO archive_superseded (run_id, revision, started_date)
     SELECT b.run_id, b.revision, b.started_date
       FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
-     WHERE a.revision > b.revision
+     WHERE a.run_id = ANY($1::uuid[]) AND a.revision > b.revision
     ON CONFLICT DO NOTHING
 ), archived AS (
     INSERT INTO archived_runs (run_id, revision, started_date, batch_id)
@@ -68,8 +73,8 @@ WITH batch AS (
        SET revision = EXCLUDED.revision, started_date = EXCLUDED.started_date, batch_id = EXCLUDED.batch_id
      WHERE archived_runs.revision < EXCLUDED.revision
 )
-SELECT count(*) FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
- WHERE a.batch_id = ANY($5::text[])
+SELECT count(*) FROM archived_runs a
+ WHERE a.run_id = ANY($1::uuid[]) AND a.batch_id = ANY($5::text[])
 """
 
 # A row stays when its run was written again after the snapshot (a newer revision):
@@ -77,7 +82,7 @@ SELECT count(*) FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
 _DELETE_OUTBOX = """
 DELETE FROM export_outbox o
  USING unnest($1::uuid[], $2::int8[]) AS t(run_id, revision)
- WHERE o.run_id = t.run_id AND o.revision <= t.revision
+ WHERE o.run_id = ANY($1::uuid[]) AND o.run_id = t.run_id AND o.revision <= t.revision
 """
 
 _FILES_OF_DATE = """

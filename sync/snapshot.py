@@ -98,6 +98,7 @@ class Helper:
             with self.conn.transaction(snapshot=True):
                 # Must come before any query of the transaction; a utility statement takes no parameters.
                 self.conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)).as_string())
+                self.conn.execute("SET LOCAL enable_seqscan = off")  # see ArrowConnection.transaction
                 return self.conn.query(_ATTEMPTS, array_param(ids))
 
         return self._pool.submit(read)
@@ -114,7 +115,7 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
     With a ``helper``, attempts are read on its connection while steps are read on ``conn``,
     both in the snapshot of ``conn``'s transaction (exported with ``pg_export_snapshot``).
     """
-    with conn.transaction(snapshot=True):
+    with conn.transaction(snapshot=True, by_key=True):
         params = [scalar_param(limit, pa.int64())]
         if after is not None:
             params += [scalar_param(after.enqueued_at, TS), scalar_param(after.run_id.bytes, UUID)]
