@@ -22,21 +22,14 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
+from oltp import rows
 from oltp.connection import schema_name
 from oltp.errors import DatabaseError, FlowRunStoreError, StoreUnavailable
 
-RUN_COLUMNS = (
-    "id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,"
-    " started_at, completed_at, source_run_id, revision"
-)
-STEP_COLUMNS = (
-    "run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,"
-    " started_at, completed_at, attempt_count"
-)
-ATTEMPT_COLUMNS = (
-    "run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,"
-    " started_at, completed_at"
-)
+# The record columns of oltp, plus the run's revision that decides which copy of a run wins.
+RUN_COLUMNS = rows.RUN_COLUMNS + ", revision"
+STEP_COLUMNS = rows.STEP_COLUMNS
+ATTEMPT_COLUMNS = rows.ATTEMPT_COLUMNS
 
 
 class Snapshot:
