@@ -19,11 +19,15 @@ from oltp.rows import RUN_COLUMNS, run_record
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
+# A run pruned to the archive keeps its row in archived_runs: its id is taken for good.
+# Reusing it would start a second run under one id (shown twice, its new revisions never
+# exported past the archived one, and pruned as if already archived).
 _INSERT_RUN = """
 INSERT INTO flow_runs (id, flow_id, flow_name, status, trigger_key, trigger_data_json,
                        background_job_id, started_at, source_run_id)
-VALUES (%(id)s, %(flow_id)s, %(flow_name)s, 'Running', %(trigger_key)s, %(trigger_data_json)s,
-        %(job_id)s, %(now)s, %(source_run_id)s)
+SELECT %(id)s, %(flow_id)s, %(flow_name)s, 'Running', %(trigger_key)s, %(trigger_data_json)s,
+       %(job_id)s, %(now)s, %(source_run_id)s
+ WHERE NOT EXISTS (SELECT 1 FROM archived_runs WHERE run_id = %(id)s)
 """
 
 
@@ -39,7 +43,7 @@ def start_run(
     source_run_id: uuid.UUID | None,
     now: datetime,
 ) -> FlowRunRecord:
-    """Insert a Running run; an id already present raises ``RunAlreadyExists``."""
+    """Insert a Running run; an id already live or archived raises ``RunAlreadyExists``."""
     params = {
         "id": run_id,
         "flow_id": flow_id,
@@ -51,9 +55,11 @@ def start_run(
         "source_run_id": source_run_id,
     }
     try:
-        conn.execute(_INSERT_RUN, params)
+        inserted = conn.execute(_INSERT_RUN, params).rowcount
     except psycopg.errors.UniqueViolation as exc:
         raise RunAlreadyExists(run_id) from exc
+    if inserted != 1:
+        raise RunAlreadyExists(run_id)
     # Every column is known here (the clock gave started_at, at the microsecond precision
     # PostgreSQL keeps), so the record is built without shipping the row back.
     return FlowRunRecord(

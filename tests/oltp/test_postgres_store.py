@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from oltp.errors import (
     FlowRunStoreError,
     InvalidTransition,
     MigrationRequired,
+    RunAlreadyExists,
     RunNotFound,
     StepNotFound,
 )
@@ -148,6 +150,21 @@ def test_flowrun_store_open_exposes_the_lifecycle(dsn: str, clock: FakeClock) ->
         assert again.get_run_detail(rid) == detail
         with pytest.raises(flowrun.RunNotFound):
             again.complete_run(uuid.uuid4(), "Failed")
+
+
+def test_start_run_refuses_the_id_of_a_run_pruned_to_the_archive(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
+    rid = uuid.uuid4()
+    with FlowRunStore.open(dsn=dsn, archive=tmp_path / "archive", clock=clock) as store:
+        store.start_run(uuid.uuid4(), "old", rid, "manual")
+        store.complete_run(rid, "Failed")
+        store.export()
+        clock.advance(days=2)
+        assert store.prune(timedelta(days=1)) == 1
+        with pytest.raises(RunAlreadyExists):
+            store.start_run(uuid.uuid4(), "new", rid, "manual")
+        # Nothing was written: the archived run is still the only one, unchanged.
+        assert [(r.id, r.flow_name, r.status) for r in store.get_runs()] == [(rid, "old", RunStatus.FAILED)]
+        assert store.get_active_runs() == []
 
 
 @pytest.fixture
