@@ -91,6 +91,7 @@ class Sources:
         self._lock = threading.Lock()
         self._cache = ArchiveCache(Manifest(None, {}))
         self._index: SearchIndex | None = None
+        self._closed = False
 
     def search_index(self) -> SearchIndex:
         """The archive's search documents, created on first use."""
@@ -101,6 +102,7 @@ class Sources:
 
     def close(self) -> None:
         """Close the PostgreSQL connection and the DuckDB database."""
+        self._closed = True
         if self.live is not None:
             self.live.close()
         if self._index is not None:
@@ -109,6 +111,10 @@ class Sources:
 
     def retry(self, work: Callable[[], T]) -> T:
         """Run ``work``, starting over when a listed archive file vanished under it."""
+        # Every reporting call comes through here: a closed reader is the store's error,
+        # like a closed connection pool, not DuckDB's "connection already closed".
+        if self._closed:
+            raise StoreUnavailable("the reader is closed")
         for attempt in range(_FILE_RACE_RETRIES):
             try:
                 return work()

@@ -107,6 +107,26 @@ def test_an_empty_store_answers_with_zeros(dsn: str, clock, tmp_path: Path) -> N
         reader.close()
 
 
+@pytest.mark.parametrize("with_dsn", [True, False])
+def test_a_closed_reader_raises_store_unavailable(dsn: str, clock, tmp_path: Path, with_dsn: bool) -> None:
+    reader = RunAnalytics(dsn if with_dsn else None, str(tmp_path), clock=clock)
+    reader.get_statistics()
+    reader.close()
+    for call in (
+        lambda a: a.get_statistics(),
+        lambda a: a.get_runs(),
+        lambda a: a.get_runs_page(search="x"),
+        lambda a: a.get_run_timeseries("hour", T0, T0 + timedelta(hours=1)),
+        lambda a: a.get_derived_runs(uuid.uuid4()),
+        lambda a: a.get_run_detail(uuid.uuid4()),
+        lambda a: a.runs(),
+        lambda a: a.sql("SELECT 1"),
+    ):
+        with pytest.raises(StoreUnavailable):
+            call(reader)
+    reader.close()  # closing twice is harmless
+
+
 def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, clock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     flow = uuid.uuid4()
