@@ -16,7 +16,9 @@ It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6)
     python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR]
 
 Without ``--dsn`` it starts a private embedded PostgreSQL (default settings) in
-the work directory (a temporary one unless given).
+the work directory (a temporary one unless given). With a ``--workdir`` that
+already holds the same number of runs, the data is reused: the archive
+bookkeeping is emptied and every run queued again, as right after loading.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -150,9 +153,28 @@ def chunk_tables(first: int, n: int, total: int, rng: np.random.Generator) -> di
     return {"flow_runs": runs, "flow_steps": steps, "flow_step_attempts": attempts, "export_outbox": outbox}
 
 
-def load(dsn: str, runs: int) -> None:
-    """Create the schema and bulk-load ``runs`` completed runs with COPY."""
+def loaded_runs(dsn: str) -> int:
+    """Runs already in the database (0 for a fresh one)."""
     migrate.upgrade(dsn)
+    with adbc.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM flowrun.flow_runs")
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def requeue(dsn: str, archive: Path) -> None:
+    """Forget every export: empty the archive bookkeeping and queue every run again."""
+    with adbc.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute("TRUNCATE flowrun.archive_files, flowrun.archived_runs, flowrun.archive_superseded")
+        cur.execute("TRUNCATE flowrun.export_outbox")
+        cur.execute("INSERT INTO flowrun.export_outbox SELECT id, revision, completed_at FROM flowrun.flow_runs")
+        cur.execute("VACUUM ANALYZE flowrun.export_outbox")
+        cur.execute("VACUUM ANALYZE flowrun.archived_runs")
+    shutil.rmtree(archive, ignore_errors=True)
+
+
+def load(dsn: str, runs: int) -> None:
+    """Bulk-load ``runs`` completed runs with COPY into an empty schema."""
     rng = np.random.default_rng(2026)
     with adbc.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
         for first in range(0, runs, CHUNK):
@@ -217,8 +239,15 @@ def main() -> None:
         server = embedded.start(work / "pgdata", delete_on_exit=args.workdir is None)
         dsn = embedded.dsn(server)
     started = time.perf_counter()
-    load(dsn, args.runs)
-    print(f"loaded {args.runs:,} runs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    present = loaded_runs(dsn)
+    if present == args.runs:
+        requeue(dsn, work / "archive")
+        print(f"reusing {args.runs:,} runs in {work}", file=sys.stderr)
+    elif present == 0:
+        load(dsn, args.runs)
+        print(f"loaded {args.runs:,} runs in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    else:
+        raise SystemExit(f"the database holds {present:,} runs, not {args.runs:,}: use another --workdir")
 
     baseline_dir = work / "baseline"
     baseline_dir.mkdir(exist_ok=True)

@@ -48,23 +48,19 @@ SELECT f.path, f.kind, f.started_date, f.batch_id, f.row_count, f.min_started_at
 #
 # The previous newest copy of a re-exported run becomes superseded, then the run's
 # archived revision moves up; an older revision arriving late never replaces a newer
-# one, it is filed as superseded itself.
-# The final count (which sees the table as it was before this statement) tells how
-# many of these runs an earlier batch of the same export call had written already.
+# one, it is filed as superseded itself. The final count (``old`` sees the table as it
+# was before this statement) tells how many of these runs an earlier batch of the
+# same export call had written already.
 _ARCHIVE_RUNS = """
 WITH batch AS (
     SELECT * FROM unnest($1::uuid[], $2::int8[], $3::date[]) AS b(run_id, revision, started_date)
-), previous AS (
-    INSERT INTO archive_superseded (run_id, revision, started_date)
-    SELECT a.run_id, a.revision, a.started_date
+), old AS (
+    SELECT a.run_id, a.revision AS old_revision, a.started_date AS old_date, a.batch_id, b.revision
       FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
-     WHERE a.run_id = ANY($1::uuid[]) AND a.revision < b.revision
-    ON CONFLICT DO NOTHING
-), late AS (
+     WHERE a.run_id = ANY($1::uuid[])
+), superseded AS (
     INSERT INTO archive_superseded (run_id, revision, started_date)
-    SELECT b.run_id, b.revision, b.started_date
-      FROM archived_runs a JOIN batch b ON b.run_id = a.run_id
-     WHERE a.run_id = ANY($1::uuid[]) AND a.revision > b.revision
+    SELECT run_id, least(old_revision, revision), old_date FROM old WHERE old_revision <> revision
     ON CONFLICT DO NOTHING
 ), archived AS (
     INSERT INTO archived_runs (run_id, revision, started_date, batch_id)
@@ -73,8 +69,7 @@ WITH batch AS (
        SET revision = EXCLUDED.revision, started_date = EXCLUDED.started_date, batch_id = EXCLUDED.batch_id
      WHERE archived_runs.revision < EXCLUDED.revision
 )
-SELECT count(*) FROM archived_runs a
- WHERE a.run_id = ANY($1::uuid[]) AND a.batch_id = ANY($5::text[])
+SELECT count(*) FROM old WHERE batch_id = ANY($5::text[])
 """
 
 # A row stays when its run was written again after the snapshot (a newer revision):

@@ -25,13 +25,13 @@ from sync.arrow_connection import ArrowConnection, array_param, scalar_param
 from sync.arrow_schemas import TS, UUID
 
 # The outbox rows of one batch, oldest first, with their runs as of the snapshot. A row
-# is exportable when its run is terminal and this revision is not archived yet; the
-# others (a run reopened to Running, a revision already archived) are only dropped.
+# is exportable when its run is terminal; a run reopened to Running is only dropped.
+# The writers queue each (run, revision) once, in the transaction that makes it, and an
+# export deletes the row in the transaction that archives it, so a queued revision is
+# never archived already: checking archived_runs here would cost a probe per run.
 _QUEUE = """
 SELECT o.run_id AS queue_run_id, o.enqueued_at AS queue_enqueued_at,
-       r.status <> 'Running' AND NOT EXISTS (
-           SELECT 1 FROM archived_runs a WHERE a.run_id = r.id AND a.revision >= r.revision
-       ) AS exportable,
+       r.status <> 'Running' AS exportable,
        r.id, r.flow_id, r.flow_name, r.status, r.trigger_key, r.trigger_data_json, r.background_job_id,
        r.started_at, r.completed_at, r.source_run_id, r.revision
   FROM export_outbox o JOIN flow_runs r ON r.id = o.run_id
