@@ -79,6 +79,14 @@ def dsn(pg_server: PgServer) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture
+def db(dsn: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+    """An autocommit connection on the store's schema, for looking behind the API."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO flowrun, public; SET TIME ZONE 'UTC'")
+        yield conn
+
+
 class FakeClock:
     """A settable clock: the store's only source of now (a real callable, not a mock)."""
 

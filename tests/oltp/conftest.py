@@ -42,14 +42,6 @@ def pg_store(dsn: str, clock: FakeClock) -> Iterator[RunStore]:
         yield pg
 
 
-@pytest.fixture
-def db(dsn: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    """A plain autocommit connection to the test database, search path on the store's schema."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET search_path TO flowrun, public; SET TIME ZONE 'UTC'")
-        yield conn
-
-
 def start(store: Any, run_id: uuid.UUID | None = None, **fields: Any) -> uuid.UUID:
     """Start a run with plain defaults; returns its id."""
     rid = run_id or uuid.uuid4()

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from oltp.store import RunStore
@@ -24,11 +22,3 @@ def store(dsn: str, clock: FakeClock) -> Iterator[RunStore]:
     """The lifecycle store that writes the runs the exporter archives."""
     with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=4) as pg:
         yield pg
-
-
-@pytest.fixture
-def db(dsn: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    """An autocommit connection on the store's schema, for looking behind the API."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET search_path TO flowrun, public; SET TIME ZONE 'UTC'")
-        yield conn
