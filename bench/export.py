@@ -45,7 +45,7 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from flowrun import embedded  # noqa: E402
-from oltp import migrate  # noqa: E402
+from oltp import migrate, rows  # noqa: E402
 from sync import DEFAULT_BATCH_SIZE  # noqa: E402
 
 STEPS = ("extract", "validate", "transform", "load", "notify")
@@ -54,18 +54,9 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 DAYS = 30
 TS = pa.timestamp("us", tz="UTC")
 
-RUN_COLUMNS = (
-    "id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,"
-    " started_at, completed_at, source_run_id, revision"
-)
-STEP_COLUMNS = (
-    "run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,"
-    " started_at, completed_at, attempt_count"
-)
-ATTEMPT_COLUMNS = (
-    "run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,"
-    " started_at, completed_at"
-)
+RUN_COLUMNS = rows.RUN_COLUMNS + ", revision"
+STEP_COLUMNS = rows.STEP_COLUMNS
+ATTEMPT_COLUMNS = rows.ATTEMPT_COLUMNS
 
 
 def _uuids(rng: np.random.Generator, n: int) -> pa.Array:
