@@ -25,11 +25,9 @@ _BUMP_IF_TERMINAL = """
         ON CONFLICT (run_id) DO UPDATE SET revision = EXCLUDED.revision, enqueued_at = EXCLUDED.enqueued_at;
     END IF;"""
 
-STEP_START = f"""
-CREATE OR REPLACE FUNCTION flowrun_step_start(
-    p_run uuid, p_key text, p_type text, p_input text, p_job text, p_now timestamptz
-) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
+# Shared start of the step writes: lock the run (returning 0 when there is none) and keep
+# its status, which decides whether the write makes a new version of a terminal run.
+_LOCK_RUN = """DECLARE
     v_status text;
     v_attempt int;
     v_revision bigint;
@@ -37,7 +35,13 @@ BEGIN
     SELECT status INTO v_status FROM flow_runs WHERE id = p_run FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RETURN 0;
-    END IF;
+    END IF;"""
+
+STEP_START = f"""
+CREATE OR REPLACE FUNCTION flowrun_step_start(
+    p_run uuid, p_key text, p_type text, p_input text, p_job text, p_now timestamptz
+) RETURNS int LANGUAGE plpgsql AS $$
+{_LOCK_RUN}
     INSERT INTO flow_steps AS s (run_id, step_key, step_type, status, input_json, job_id, started_at, attempt_count)
     VALUES (p_run, p_key, p_type, 'Running', p_input, p_job, p_now, 1)
     ON CONFLICT (run_id, step_key) DO UPDATE
@@ -56,15 +60,7 @@ STEP_COMPLETE = f"""
 CREATE OR REPLACE FUNCTION flowrun_step_complete(
     p_run uuid, p_key text, p_status text, p_output text, p_error text, p_now timestamptz
 ) RETURNS int LANGUAGE plpgsql AS $$
-DECLARE
-    v_status text;
-    v_attempt int;
-    v_revision bigint;
-BEGIN
-    SELECT status INTO v_status FROM flow_runs WHERE id = p_run FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RETURN 0;
-    END IF;
+{_LOCK_RUN}
     UPDATE flow_steps
        SET status = p_status, output_json = p_output, error_message = p_error, completed_at = p_now
      WHERE run_id = p_run AND step_key = p_key

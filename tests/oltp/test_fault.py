@@ -135,6 +135,9 @@ def private_server(tmp_path: Path) -> Any:
 
 def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(private_server: Any) -> None:
     dsn = embedded.dsn(private_server)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("ALTER SYSTEM SET max_prepared_transactions = 2")
+    embedded.restart(private_server)
     migrate.upgrade(dsn)
     store = RunStore(dsn, migrate_schema=False, max_connections=6, timeout=20)
     workers = [Worker() for _ in range(4)]
@@ -144,11 +147,14 @@ def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(pr
         while not stop.is_set():
             one_run(store, worker)
 
-    # A call parked behind a row lock is certainly in flight when the server goes down.
+    # A call parked behind a row lock is certainly in flight when the server goes down. The
+    # lock is held by a prepared transaction: an ordinary holder dies in the restart too, and
+    # its lock could pass to the parked call in the moment before that call is terminated.
     parked_run = uuid.uuid4()
     store.start_run(FLOW, "parked", parked_run, "manual")
-    holder = psycopg.connect(dsn)
-    holder.execute("SELECT 1 FROM flowrun.flow_runs WHERE id = %s FOR UPDATE", (parked_run,))
+    with psycopg.connect(dsn) as holder:
+        holder.execute("SELECT 1 FROM flowrun.flow_runs WHERE id = %s FOR UPDATE", (parked_run,))
+        holder.execute("PREPARE TRANSACTION 'flowrun-fault-test'")
     parked: list[BaseException | None] = []
 
     def park() -> None:
@@ -172,7 +178,8 @@ def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(pr
         stop.set()
         for t in threads:
             t.join(timeout=60)
-        holder.close()
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("ROLLBACK PREPARED 'flowrun-fault-test'")
 
     errors = [e for w in workers for e in w.errors] + [e for e in parked if e is not None]
     assert before_restart > 0
