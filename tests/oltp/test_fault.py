@@ -11,6 +11,7 @@ in the database afterwards. A restart while the store is idle fails no call.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import uuid
@@ -122,9 +123,11 @@ def wait_for_lock_waiter(dsn: str) -> None:
 
 
 @pytest.fixture
-def private_server(tmp_path: Path) -> Any:
+def private_server() -> Any:
     """A PostgreSQL server for this test alone (default settings, fsync on), removed afterwards."""
-    server = embedded.start(tmp_path / "pgdata", delete_on_exit=True)
+    # Not under pytest's tmp_path: the server runs as another user, and pytest keeps its
+    # temporary root private to the user running the tests.
+    server = embedded.start(Path(tempfile.mkdtemp(prefix="flowrun-fault-")) / "pgdata", delete_on_exit=True)
     yield server
     # The handle still knows the pre-restart postmaster; stop the current one by its data dir first.
     try:
