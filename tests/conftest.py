@@ -24,6 +24,7 @@ from psycopg import conninfo, sql
 
 from flowrun import embedded
 from oltp import migrate
+from tests.fixtures.s3_server import s3_prefix, s3_server  # noqa: F401  (session fixtures for every package)
 
 TEMPLATE = "flowrun_test_template"
 
