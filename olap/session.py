@@ -35,8 +35,8 @@ LiveReads = Callable[[Snapshot], dict[str, pa.Table]]
 # a fresh snapshot then lists its replacement.
 _FILE_RACE_RETRIES = 3
 _PARAM = re.compile(r"\$([a-z_]+)")
-_EMPTY_KEYS = "SELECT NULL::UUID AS id, NULL::TIMESTAMPTZ AS started_at WHERE FALSE"
-_EMPTY_HIDDEN = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision, NULL::DATE AS started_date WHERE FALSE"
+_EMPTY_KEYS = unified.EMPTY_KEYS
+_EMPTY_HIDDEN = unified.EMPTY_HIDDEN
 
 
 @dataclass

@@ -53,6 +53,9 @@ EMPTY = {
     ),
 }
 
+EMPTY_KEYS = "SELECT NULL::UUID AS id, NULL::TIMESTAMPTZ AS started_at WHERE FALSE"
+EMPTY_HIDDEN = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision, NULL::DATE AS started_date WHERE FALSE"
+
 _VISIBLE = (
     "NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = a.{id})"
     " AND NOT EXISTS (SELECT 1 FROM hidden_pairs h WHERE h.run_id = a.{id} AND h.revision = a.revision)"

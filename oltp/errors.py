@@ -40,6 +40,15 @@ class InvalidTimeRange(InvalidArgument):
     """A timeseries window is reversed or spans too many buckets."""
 
 
+class InvalidQuery(InvalidArgument):
+    """``sql()`` was given a query DuckDB cannot parse, bind or run, or whose result polars cannot hold."""
+
+
+class QueryRefused(InvalidQuery):
+    """``sql()`` was given something the sandbox does not run: not one read-only query, or one reaching
+    for files, extensions, other databases or settings."""
+
+
 class RunNotFound(FlowRunStoreError, LookupError):
     """No run with this id is in the store (or it is archived and read-only)."""
 
