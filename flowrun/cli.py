@@ -187,6 +187,11 @@ def demo_command(
         _print_json({"demo": summary, **board.as_dict()})
     else:
         out.print(dashboard.render(board, summary, width=out.width))
+        out.print(
+            "\nSee it in a browser: run [bold]flowrun ui[/bold] (with the same --home/--dsn options, if any)"
+            " and open [bold]http://127.0.0.1:8080/[/bold]",
+            soft_wrap=True,
+        )
 
 
 def _progress(*, disable: bool) -> Progress:
@@ -423,6 +428,29 @@ def sql(
         _print_json(frame.to_dicts())
     else:
         out.print(tables.frame_table(frame))
+
+
+@app.command()
+def ui(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind; any but loopback needs FLOWRUN_UI_TOKEN.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
+    actions: Annotated[
+        bool, typer.Option("--actions", help="Allow retrying steps from the page (needs FLOWRUN_UI_TOKEN).")
+    ] = False,
+) -> None:
+    """Serve the web dashboard and its REST API (live and archived runs) until Ctrl-C."""
+    from flowrun.web import server, settings  # the web stack loads only for this command
+
+    config = settings.UiSettings.from_env(actions=actions or None)
+    settings.check_exposure(host, config)
+    with _location(ctx).open() as store:
+        err.print(f"flowrun ui: serving http://{escape(_url_host(host))}:{port}/ (Ctrl-C to stop)", soft_wrap=True)
+        server.serve(store, config, host, port)
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
 def main() -> None:

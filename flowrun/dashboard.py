@@ -4,7 +4,7 @@
 overview counters, a daily and a last-24-hours timeseries with p50/p95/p99, the
 slowest flows, the most frequent step errors, re-run lineage — using only the
 public reporting surface (``get_statistics``, ``get_run_timeseries``,
-``get_derived_runs``, ``sql``), so whatever it shows comes from live and
+``get_derived_runs``, ``sql``, and ``flowrun.insights``), so whatever it shows comes from live and
 archived runs together. ``render`` draws it with rich: stacked bars per day and
 unicode sparklines per hour (durations on a log scale, where outliers live).
 """
@@ -22,7 +22,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from flowrun import jsonable
+from flowrun import insights, jsonable
 from flowrun.demo import DemoSummary
 from flowrun.store import FlowRunStore
 from flowrun.tables import duration_text, statistics_table, status_text
@@ -34,28 +34,6 @@ SPARKS = "▁▂▃▄▅▆▇█"
 
 # DuckDB SQL over the store's unified views; durations in milliseconds, like the timeseries.
 STATUS_TOTALS = "select status, count(*) as runs from runs group by status order by runs desc, status"
-SLOWEST_FLOWS = """
-select flow_name as flow,
-       count(*) as runs,
-       round(avg((status = 'Failed')::int) * 100, 1) as failed_pct,
-       quantile_cont(date_diff('microsecond', started_at, completed_at) / 1000.0, 0.5) as p50_ms,
-       quantile_cont(date_diff('microsecond', started_at, completed_at) / 1000.0, 0.95) as p95_ms,
-       quantile_cont(date_diff('microsecond', started_at, completed_at) / 1000.0, 0.99) as p99_ms
-  from runs
- where completed_at is not null
- group by flow_name
- order by p95_ms desc, flow
- limit 6
-"""
-TOP_ERRORS = """
-select r.flow_name as flow, a.step_key as step, a.error_message as error,
-       count(*) as failures, count(distinct a.run_id) as runs
-  from attempts a join runs r on r.id = a.run_id
- where a.status = 'Failed' and a.error_message is not null
- group by all
- order by failures desc, flow, step, error
- limit 8
-"""
 MOST_RERUN = """
 select source_run_id, count(*) as reruns from runs
  where source_run_id is not null
@@ -116,8 +94,8 @@ def collect(store: FlowRunStore, now: datetime | None = None) -> Dashboard:
         status_totals=store.sql(STATUS_TOTALS).to_dicts(),
         daily=daily,
         hourly=hourly,
-        slowest_flows=store.sql(SLOWEST_FLOWS).to_dicts(),
-        top_errors=store.sql(TOP_ERRORS).to_dicts(),
+        slowest_flows=insights.slowest_flows(insights.flows(store)),
+        top_errors=insights.top_errors(store)[:8],
         lineage=Lineage(
             source=source, derived=derived or [], reruns=int(totals["reruns"]), sources=int(totals["sources"])
         ),

@@ -217,3 +217,14 @@ def _create_procedures(target: sa.MetaData, connection: sa.Connection, **_: obje
 
 
 sa.event.listen(metadata, "after_create", _create_procedures)
+
+
+def _create_notify_triggers(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
+    # Writes announce themselves on a NOTIFY channel (see oltp.notify), from the first revision on.
+    from oltp import notify
+
+    for definition in notify.ALL:
+        connection.exec_driver_sql(definition)
+
+
+sa.event.listen(metadata, "after_create", _create_notify_triggers)
