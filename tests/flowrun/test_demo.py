@@ -115,5 +115,6 @@ def test_demo_from_a_clean_home_prints_what_the_store_answers(home: Path) -> Non
     assert "played 100 runs" in second
     for title in ("Statistics", "Runs per day", "Last 24 hours", "Slowest flows", "Most frequent step errors"):
         assert title in second
+    assert "flowrun ui" in second and "http://127.0.0.1:8080/" in second  # how to open the web dashboard
     assert _store_answers(home, day.isoformat())["total"] == 600
     assert not (pgdata / "postmaster.pid").exists()
