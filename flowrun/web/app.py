@@ -3,7 +3,8 @@
 Mount it in an existing service or serve it with ``flowrun.web.server.serve``.
 The app owns no store: the caller opens and closes it. While the app runs
 (its lifespan), one task listens for the store's change notifications and feeds
-the event streams.
+the event streams, and the overview's whole-history aggregates are computed in
+the background from the start.
 """
 
 from __future__ import annotations
@@ -38,10 +39,13 @@ def create_app(
     """The dashboard over ``store``; ``now`` places the default chart windows (default: the wall clock)."""
     config = settings or UiSettings()
     feed = ChangeFeed(store.dsn, store.schema)
+    cache = InsightsCache(store, config.insights_ttl)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(feed.run(), name="flowrun-change-feed")
+        if config.warm_insights:
+            cache.warm()
         try:
             yield
         finally:
@@ -62,7 +66,7 @@ def create_app(
         store=store,
         settings=config,
         feed=feed,
-        insights=InsightsCache(store, config.insights_ttl),
+        insights=cache,
         now=now or _wall_clock,
     )
     errors.install(app)

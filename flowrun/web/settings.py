@@ -28,7 +28,9 @@ class UiSettings:
     with the token as password (any user name; browsers ask for it themselves).
     ``actions``: allow the write actions (retry a step); only together with a token.
     ``heartbeat``: seconds between keep-alive comments on the event stream.
-    ``insights_ttl``: seconds the per-flow figures and top errors are reused before being asked again.
+    ``insights_ttl``: seconds the per-flow figures and top errors are reused before being asked again
+    (in the background: callers get the kept answer meanwhile).
+    ``warm_insights``: compute them as the server starts, before the first page asks.
     ``max_response_bytes``: a larger answer is refused with 413 instead of being sent.
     ``max_field_chars``: JSON fields of a run detail longer than this are cut (the full value has its own URL).
     """
@@ -37,6 +39,7 @@ class UiSettings:
     actions: bool = False
     heartbeat: float = 15.0
     insights_ttl: float = 60.0
+    warm_insights: bool = True
     max_response_bytes: int = 16 * 1024 * 1024
     max_field_chars: int = 64 * 1024
 

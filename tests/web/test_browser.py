@@ -14,7 +14,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -156,3 +158,24 @@ def test_a_run_completed_elsewhere_appears_within_two_seconds(fresh: Served, pag
     expect(row).to_have_attribute("data-status", "Succeeded", timeout=2000)
     assert time.monotonic() - started < 2.0
     page.screenshot(path=SHOTS / "runs-live.png", full_page=True)
+
+
+def test_a_page_falls_back_to_refreshing_when_the_feed_drops_and_goes_live_again(
+    fresh: Served, page: Page, db: psycopg.Connection[Any]
+) -> None:
+    wait_feed_live(fresh.http)
+    page.goto(f"{fresh.url}/runs")
+    _loaded(page)
+    badge = page.locator("#live")
+    expect(badge).to_have_attribute("data-state", "on")
+    # Cut the server's LISTEN connection, as a database restart or a network blip would.
+    killed = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN%%' AND pid <> pg_backend_pid()"
+    ).fetchone()
+    assert killed == (1,)
+    expect(badge).not_to_have_attribute("data-drops", "0")  # the page was told, and fell back to refreshing
+    expect(badge).to_have_attribute("data-state", "on", timeout=15_000)  # the feed reconnected by itself
+    rid = uuid.uuid4()
+    fresh.store.start_run(uuid.uuid4(), "after-the-blip", rid, "manual")
+    expect(page.locator(f"tr[data-run-id='{rid}']")).to_have_attribute("data-status", "Running", timeout=2000)

@@ -174,3 +174,21 @@ def test_the_event_stream_says_hello_beats_and_pushes_changes_within_two_seconds
         while ui.http.get("/api/health").json()["streams"]:  # a closed stream is unsubscribed
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_flows_and_errors_are_kept_then_refreshed_in_the_background(dsn: str, tmp_path: Path) -> None:
+    settings = UiSettings(insights_ttl=3, warm_insights=False)
+    with FlowRunStore.open(dsn=dsn, archive=tmp_path / "a", migrate=False) as store, served(store, settings) as ui:
+        _run_with_steps(store)
+        first = ui.http.get("/api/flows").json()
+        assert [(f["flow"], f["runs"]) for f in first["flows"]] == [("uploads", 1)]
+        assert [e["error"] for e in ui.http.get("/api/errors").json()["errors"]] == ["disk full"]
+        _run_with_steps(store)
+        kept = ui.http.get("/api/flows").json()
+        assert kept == first  # within the ttl: the kept answer, not a new computation
+        deadline = time.monotonic() + 20
+        while (fresh := ui.http.get("/api/flows").json())["flows"][0]["runs"] != 2:
+            assert time.monotonic() < deadline, "the kept answer was never refreshed"
+            time.sleep(0.1)
+        assert fresh["computed_at"] > first["computed_at"]
+        assert ui.http.get("/api/errors").json()["errors"][0]["failures"] == 2

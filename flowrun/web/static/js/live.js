@@ -11,7 +11,12 @@
     let timer = null;
     let pending = null;
     let source = null;
-    const show = (state, text) => { badge.className = `live ${state}`; badge.textContent = text; badge.dataset.state = state; };
+    const show = (state, text) => {
+      badge.className = `live ${state}`;
+      badge.textContent = text;
+      badge.dataset.state = state;
+      badge.dataset.drops = String(Number(badge.dataset.drops || 0) + (state === "off" ? 1 : 0)); // times the stream went down
+    };
     const fallback = (on) => {
       if (on && !timer) timer = setInterval(() => onChanges([]), FALLBACK_MS);
       if (!on && timer) { clearInterval(timer); timer = null; }
