@@ -20,8 +20,10 @@ from pydantic import BaseModel
 
 from flowrun import insights, jsonable
 from flowrun.web import events, params, presence
+from flowrun.web import schemas as out
 from flowrun.web.context import UiContext, context
 from flowrun.web.responses import detail_json, field_value, json_response
+from flowrun.web.schemas import documented
 from oltp import arguments
 from oltp.errors import RunNotFound
 
@@ -41,12 +43,20 @@ def _runs_json(ui: UiContext, runs: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-@router.get("/statistics", summary="Flows, active runs, runs succeeded and failed today (UTC)")
+@router.get(
+    "/statistics",
+    responses=documented(out.Statistics, 503),
+    summary="Flows, active runs, runs succeeded and failed today (UTC)",
+)
 def statistics(ui: Ui) -> Response:
     return json_response(ui.store.get_statistics(), ui.settings.max_response_bytes)
 
 
-@router.get("/timeseries", summary="Runs per hour or day by status, with p50/p95/p99 durations in ms")
+@router.get(
+    "/timeseries",
+    responses=documented(out.Timeseries, 400, 503),
+    summary="Runs per hour or day by status, with p50/p95/p99 durations in ms",
+)
 def timeseries(
     ui: Ui,
     granularity: Annotated[Text, Query(description="hour or day (default day)")] = None,
@@ -69,7 +79,11 @@ def timeseries(
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/runs", summary="A page of runs, newest first, filtered by flow, status and free-text search")
+@router.get(
+    "/runs",
+    responses=documented(out.RunsPage, 400, 413, 503),
+    summary="A page of runs, newest first, filtered by flow, status and free-text search",
+)
 def runs(
     ui: Ui,
     flow_id: Annotated[Text, Query(description="only runs of this flow id")] = None,
@@ -87,7 +101,11 @@ def runs(
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/runs/{run_id}", summary="One run with its steps, every attempt, dispatch state; large fields cut")
+@router.get(
+    "/runs/{run_id}",
+    responses=documented(out.RunDetail, 400, 404, 413),
+    summary="One run with its steps, every attempt, dispatch state; large fields cut",
+)
 def run_detail(ui: Ui, run_id: str) -> Response:
     rid = params.run_id(run_id)
     run = ui.store.get_run_detail(rid)
@@ -100,7 +118,11 @@ def run_detail(ui: Ui, run_id: str) -> Response:
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/runs/{run_id}/value", summary="One whole field of a run, step or attempt (as cut in the detail)")
+@router.get(
+    "/runs/{run_id}/value",
+    responses=documented(out.FieldValue, 400, 404, 413),
+    summary="One whole field of a run, step or attempt (as cut in the detail)",
+)
 def run_value(
     ui: Ui,
     run_id: str,
@@ -122,34 +144,55 @@ def run_value(
     return json_response({"field": field, "value": value}, ui.settings.max_response_bytes)
 
 
-@router.get("/runs/{run_id}/derived", summary="Runs re-run from this one, newest first")
+@router.get(
+    "/runs/{run_id}/derived",
+    responses=documented(out.Derived, 400, 413),
+    summary="Runs re-run from this one, newest first",
+)
 def derived(ui: Ui, run_id: str) -> Response:
     rid = params.run_id(run_id)
     body = {"source_run_id": rid, "runs": _runs_json(ui, ui.store.get_derived_runs(rid))}
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/flows", summary="Every flow with runs: counts, failure share, p50/p95/p99 of completed runs")
+@router.get(
+    "/flows",
+    responses=documented(out.Flows, 503),
+    summary="Every flow with runs: counts, failure share, p50/p95/p99 of completed runs",
+)
 def flows(ui: Ui) -> Response:
     found = ui.insights.get()
     body = {"computed_at": found.computed_at, "flows": found.flows, "slowest": insights.slowest_flows(found.flows, 8)}
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/errors", summary="The most frequent step errors (flow, step, message), every attempt counted")
+@router.get(
+    "/errors",
+    responses=documented(out.TopErrors, 503),
+    summary="The most frequent step errors (flow, step, message), every attempt counted",
+)
 def top_errors(ui: Ui) -> Response:
     found = ui.insights.get()
     body = {"computed_at": found.computed_at, "errors": found.top_errors}
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/health", summary="Whether the server listens for changes, and how many streams are open")
+@router.get(
+    "/health",
+    responses=documented(out.Health),
+    summary="Whether the server listens for changes, and how many streams are open",
+)
 def health(ui: Ui) -> Response:
     body = {"feed_live": ui.feed.live, "streams": ui.feed.subscribers, "actions": ui.settings.actions}
     return json_response(body, ui.settings.max_response_bytes)
 
 
-@router.get("/events", summary="Server-sent events: run and step changes, with a heartbeat")
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Server-sent events: run and step changes, with a heartbeat",
+)
 async def change_events(request: Request, ui: Ui) -> StreamingResponse:
     return events.response(request, ui.feed, ui.settings.heartbeat)
 
@@ -160,7 +203,11 @@ class RetryStep(BaseModel):
     step_key: str
 
 
-@router.post("/runs/{run_id}/retry", summary="Retry a step (actions enabled only)", status_code=200)
+@router.post(
+    "/runs/{run_id}/retry",
+    responses=documented(out.Retried, 400, 403, 404),
+    summary="Retry a step (actions enabled only)",
+)
 def retry(
     ui: Ui,
     run_id: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import psycopg
 
@@ -204,3 +205,28 @@ def test_the_default_windows_follow_the_injected_clock(ui_seeded: Seeded) -> Non
     assert (days["since"], days["until"]) == ("2026-01-31T00:00:00+00:00", "2026-03-02T00:00:00+00:00")
     assert (hours["since"], hours["until"]) == ("2026-02-28T13:00:00+00:00", "2026-03-01T13:00:00+00:00")
     assert len(days["buckets"]) == 30 and len(hours["buckets"]) == 24
+
+
+def test_answers_match_their_documented_schemas(ui: Served) -> None:
+    from pydantic import TypeAdapter
+
+    from flowrun.web import schemas
+
+    run = ui.store.get_runs(take=1)[0].id
+    derived = ui.store.sql("select source_run_id from runs where source_run_id is not null limit 1").item(0, 0)
+    checks: list[tuple[str, Any]] = [
+        ("/api/statistics", schemas.Statistics),
+        ("/api/timeseries", schemas.Timeseries),
+        ("/api/runs?take=1000", schemas.RunsPage),
+        (f"/api/runs/{run}", schemas.RunDetail),
+        (f"/api/runs/{derived}/derived", schemas.Derived),
+        ("/api/flows", schemas.Flows),
+        ("/api/errors", schemas.TopErrors),
+        ("/api/health", schemas.Health),
+        ("/api/runs?take=0", schemas.ErrorBody),
+    ]
+    for path, model in checks:
+        TypeAdapter(model).validate_python(ui.http.get(path).json(), strict=False)
+    documented = ui.http.get("/api/openapi.json").json()["paths"]["/api/runs"]["get"]["responses"]
+    assert documented["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/RunsPage")
+    assert documented["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
