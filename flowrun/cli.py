@@ -1,125 +1,69 @@
-"""The ``flowrun`` command line: run the demo, migrate, export, prune, compact and query the store.
+"""The ``flowrun`` command line: run the demo, migrate, export, prune, compact, query, run the server.
 
 Every command is a thin shell over one ``FlowRunStore`` method: arguments are
 parsed and validated first (nothing is opened or written for a bad one), the
 store is opened from the global options through ``Location`` (the one place
-that knows how), and the answer is printed as a rich table or, with ``--json``,
-as plain JSON for scripts. ``main`` turns the store's own errors into one red
-line on stderr and exit code 2.
+that knows how), and the answer is printed by ``flowrun.output`` as a table
+that fits the terminal, or as JSON or CSV for scripts. ``main`` turns every
+error a user can cause into one line on stderr and exit code 2, and SIGINT or
+SIGTERM into one line saying what was finished.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from importlib import metadata
+from types import FrameType
+from typing import Annotated
 
-import psycopg
 import typer
-from psycopg import conninfo
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flowrun import dashboard, demo, embedded, jsonable, tables
-from flowrun.config import Settings
+from flowrun import dashboard, demo, jsonable, server_commands, tables
 from flowrun.demo_clock import ThreadClock
+from flowrun.location import Location
+from flowrun.output import Format, FormatOption, JsonOption, WideOption, chosen, emit, err, json_line, out
 from flowrun.store import FlowRunStore
 from olap import timeseries as olap_timeseries
 from oltp import arguments
-from oltp import migrate as migrations
-from oltp.clock import Clock
 from oltp.errors import FlowRunStoreError, InvalidArgument
 from oltp.records import Granularity
 from sync import progress as sync_progress
 from sync.durations import parse_duration, retention
 from sync.errors import ArchiveBusy
 from sync.export import DEFAULT_BATCH_SIZE
-from sync.progress import console_progress
+from sync.progress import ProgressUpdate, console_progress
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports.",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+app.add_typer(server_commands.app, name="server")
+app.command(name="info")(server_commands.info)
 
-# Exit codes: 0 success, 1 "not found", 2 a user mistake or an unusable store.
+# Exit codes: 0 success, 1 "not found", 2 a user mistake or an unusable store, 128+n a signal.
 NOT_FOUND = 1
 USAGE = 2
 
 
-@dataclass
-class Location:
-    """Where the store lives, from the global options; opens it (and its embedded server) on demand."""
+class Finished:
+    """What a command has completed so far, for the one line printed when a signal stops it."""
 
-    dsn: str | None = None
-    archive: str | None = None
-    home: str | None = None
-    schema: str | None = None
-    _server: Any = field(default=None, repr=False)
-
-    def settings(self) -> Settings:
-        """Options first, then ``FLOWRUN_*`` variables, then defaults."""
-        try:
-            return Settings.resolve(dsn=self.dsn, archive=self.archive, home=self.home, schema=self.schema)
-        except FlowRunStoreError:
-            raise
-        except ValueError as exc:  # e.g. FLOWRUN_POOL_SIZE=abc
-            raise InvalidArgument(f"invalid setting: {exc}") from None
-
-    def database(self, settings: Settings) -> str:
-        """The DSN to use: the configured one, else the embedded server's (started on first use)."""
-        if settings.dsn is not None:
-            return settings.dsn
-        if self._server is None:
-            # The handle stops the server when this process exits (unless another process still uses it).
-            self._server = embedded.start(settings.pgdata)
-        return embedded.dsn(self._server)
-
-    def open(
-        self, *, clock: Clock | None = None, migrate: bool = False, asynchronous_commit: bool = False
-    ) -> FlowRunStore:
-        """Open the store; without ``migrate`` an old or empty schema raises ``MigrationRequired``.
-
-        ``asynchronous_commit`` makes this process's sessions commit without waiting for the WAL flush
-        (``synchronous_commit=off``): a crash of the server may lose the last moments of commits, never
-        consistency. Only the demo asks for it, to replay simulated history fast.
-        """
-        settings = self.settings()
-        dsn = self.database(settings)
-        if asynchronous_commit:
-            dsn = _with_session_option(dsn, "-c synchronous_commit=off")
-        return FlowRunStore.open(
-            dsn=dsn,
-            archive=settings.archive,
-            clock=clock,
-            migrate=migrate,
-            home=settings.home,
-            schema=settings.schema,
-        )
-
-    def migrate(self) -> tuple[str, str]:
-        """Create or upgrade the schema; returns (schema, revision)."""
-        settings = self.settings()
-        return settings.schema, migrations.upgrade(self.database(settings), settings.schema)
+    note = "nothing was changed"
 
 
-def _with_session_option(dsn: str, option: str) -> str:
-    """``dsn`` with a server option added to libpq's ``options`` (keeping any already there)."""
-    try:
-        present = conninfo.conninfo_to_dict(dsn).get("options")
-    except psycopg.ProgrammingError as exc:
-        raise InvalidArgument(f"invalid DSN: {exc}") from None
-    return conninfo.make_conninfo(dsn, options=f"{present} {option}" if present else option)
-
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"flowrun {metadata.version('flowrun-store')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -138,41 +82,61 @@ def options(
     schema: Annotated[
         str | None, typer.Option(help="PostgreSQL schema of the store (env FLOWRUN_SCHEMA; default: flowrun).")
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports."""
     ctx.obj = Location(dsn=dsn, archive=archive, home=home, schema=schema)
 
 
 def _location(ctx: typer.Context) -> Location:
-    location = ctx.obj
+    location = ctx.find_root().obj
     assert isinstance(location, Location)
     return location
 
 
-def _print_json(value: Any) -> None:
-    sys.stdout.write(jsonable.dumps(value) + "\n")
+WaitOption = Annotated[
+    str, typer.Option("--wait", help="How long to wait for another export or compaction to finish (e.g. 30s, 5m).")
+]
+
+
+def _duration(text: str, name: str) -> timedelta:
+    """``parse_duration`` with the option's name in its error."""
+    try:
+        return parse_duration(text)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{name}: {exc}") from None
+
+
+def _wait_seconds(text: str) -> float:
+    return _duration(text, "--wait").total_seconds()
 
 
 # -- schema ------------------------------------------------------------------------------
 
 
 @app.command()
-def migrate(ctx: typer.Context, json_output: JsonOption = False) -> None:
+def migrate(ctx: typer.Context, fmt: FormatOption = None, json_output: JsonOption = False) -> None:
     """Create the store's tables, or upgrade them to this version (safe to repeat)."""
+    form = chosen(fmt, json_output)
     schema, revision = _location(ctx).migrate()
-    if json_output:
-        _print_json({"schema": schema, "revision": revision})
-    else:
-        out.print(f"schema [bold]{escape(schema)}[/bold] is at revision [bold]{escape(revision)}[/bold]")
+    emit(
+        {"schema": schema, "revision": revision},
+        form,
+        lambda: f"schema [bold]{escape(schema)}[/bold] is at revision [bold]{escape(revision)}[/bold]",
+    )
 
 
-# -- the demo ----------------------------------------------------------------------------
+# -- the demo and the dashboard -------------------------------------------------------------
 
 
 @app.command(name="demo")
 def demo_command(
     ctx: typer.Context,
-    runs: Annotated[int, typer.Option(min=0, help="Number of flow runs to play (re-runs included).")] = 10_000,
+    runs: Annotated[
+        int, typer.Option(min=0, max=10_000_000, help="Number of flow runs to play (re-runs included).")
+    ] = 10_000,
     threads: Annotated[int, typer.Option(min=1, max=64, help="Engine workers playing runs at once.")] = 8,
     json_output: JsonOption = False,
 ) -> None:
@@ -182,9 +146,10 @@ def demo_command(
         with _progress(disable=json_output) as progress:
             task = progress.add_task("playing runs", total=runs)
             summary = demo.run_demo(store, clock, runs, threads=threads, on_run=lambda: progress.advance(task))
+        Finished.note = f"the demo played {summary.played.runs} run(s)"
         board = dashboard.collect(store)
     if json_output:
-        _print_json({"demo": summary, **board.as_dict()})
+        sys.stdout.write(jsonable.dumps({"demo": summary, **board.as_dict()}) + "\n")
     else:
         out.print(dashboard.render(board, summary, width=out.width))
         out.print(
@@ -192,6 +157,17 @@ def demo_command(
             " and open [bold]http://127.0.0.1:8080/[/bold]",
             soft_wrap=True,
         )
+
+
+@app.command(name="dashboard")
+def dashboard_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
+    """The demo's dashboard for the runs already in the store (live and archived)."""
+    with _location(ctx).open() as store:
+        board = dashboard.collect(store)
+    if json_output:
+        sys.stdout.write(jsonable.dumps(board.as_dict()) + "\n")
+    else:
+        out.print(dashboard.render(board, width=out.width))
 
 
 def _progress(*, disable: bool) -> Progress:
@@ -212,101 +188,145 @@ def _progress(*, disable: bool) -> Progress:
 @app.command()
 def export(
     ctx: typer.Context,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Runs per Parquet batch.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="Runs per Parquet batch.")] = None,
     every: Annotated[
         str | None, typer.Option(help="Keep exporting, pausing this long between rounds (e.g. 60, 30s, 5m).")
     ] = None,
+    wait: WaitOption = "0s",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Report idle rounds of --every too.")] = False,
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Move completed runs to the Parquet archive, exactly once (repeat with --every)."""
-    pause = parse_duration(every) if every is not None else None
+    form = chosen(fmt, json_output)
+    pause = _duration(every, "--every") if every is not None else None
     if pause is not None and pause <= timedelta(0):
         raise InvalidArgument(f"--every must be a positive duration, got {every!r}")
+    waiting = _wait_seconds(wait)
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
     _progress_lines()
+    rounds = exported = 0
     with _location(ctx).open() as store:
         while True:
             try:
                 with console_progress("export") as progress:
-                    report = store.export(size, progress=progress)
+                    report = store.export(size, progress=_quiet_idle(progress, pause, verbose), wait=waiting)
             except ArchiveBusy as exc:
                 if pause is None:
                     raise
                 # On a schedule, another exporter holding the archive is a round to skip, not a failure.
-                err.print(f"[yellow]skipped:[/yellow] {escape(str(exc))}", soft_wrap=True)
+                err.print(f"[yellow]skipped:[/yellow] {escape(str(exc))}")
             else:
-                if json_output:
-                    # One document per round; with --every, one per line (JSON Lines).
-                    sys.stdout.write(jsonable.dumps(report, indent=None if pause else 2) + "\n")
+                rounds += 1
+                exported += report.runs
+                Finished.note = f"{rounds} export round(s) finished, {exported} run(s) archived"
+                if pause is not None and report.runs == 0 and not verbose:
+                    pass  # an idle round of a schedule is not news
+                elif form is Format.JSON and pause is not None:
+                    json_line(report._asdict())  # JSON Lines, each with its time
                 else:
-                    out.print(
-                        f"exported {report.runs} run(s), {report.steps} step(s), {report.attempts} attempt(s)"
-                        f" in {report.files} file(s), {report.seconds:.2f}s",
-                        soft_wrap=True,
+                    line = (
+                        f"exported {report.runs} run(s), {report.steps} step(s), {report.attempts}"
+                        f" attempt(s) in {report.files} file(s), {report.seconds:.2f}s"
                     )
+                    emit(report, form, lambda text=line: text)  # type: ignore[misc]
             if pause is None:
                 return
             sys.stdout.flush()
-            try:
-                time.sleep(pause.total_seconds())
-            except KeyboardInterrupt:  # Ctrl-C between rounds is the normal way to stop
-                return
+            time.sleep(pause.total_seconds())
+
+
+def _quiet_idle(progress: sync_progress.Progress, pause: timedelta | None, verbose: bool) -> sync_progress.Progress:
+    """On a schedule, progress of a round that found nothing to export stays unsaid."""
+    if pause is None or verbose:
+        return progress
+
+    def show(update: ProgressUpdate) -> None:
+        if update.done or update.rows:
+            progress(update)
+
+    return show
 
 
 @app.command()
 def prune(
     ctx: typer.Context,
     older_than: Annotated[str, typer.Option(help="Remove runs completed longer ago than this (e.g. 7d, 12h).")],
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Delete from PostgreSQL the runs completed before now - OLDER_THAN that are already archived."""
-    period = retention(older_than, "--older-than")
+    form = chosen(fmt, json_output)
+    period = retention(_duration(older_than, "--older-than"), "--older-than")
     _progress_lines()
     with _location(ctx).open() as store, console_progress("prune") as progress:
+        Finished.note = "runs pruned so far stay pruned (each is in the archive)"
         removed = store.prune(period, progress=progress)
-    if json_output:
-        _print_json({"pruned": removed, "older_than_seconds": period.total_seconds()})
-    else:
-        out.print(f"pruned {removed} archived run(s) completed more than {escape(older_than)} ago", soft_wrap=True)
+    ago = "before now" if not period else f"more than {tables.duration_text(period.total_seconds() * 1000)} ago"
+    emit(
+        {"pruned": removed, "older_than_seconds": period.total_seconds()},
+        form,
+        lambda: f"pruned {removed} archived run(s) completed {ago}",
+    )
 
 
 @app.command()
-def compact(ctx: typer.Context, json_output: JsonOption = False) -> None:
+def compact(
+    ctx: typer.Context, wait: WaitOption = "0s", fmt: FormatOption = None, json_output: JsonOption = False
+) -> None:
     """Merge each archive partition's small Parquet files into one."""
+    form = chosen(fmt, json_output)
+    waiting = _wait_seconds(wait)
     _progress_lines()
     with _location(ctx).open() as store, console_progress("compact") as progress:
-        report = store.compact(progress=progress)
-    if json_output:
-        _print_json(report)
-    else:
-        out.print(
+        Finished.note = "partitions compacted so far stay compacted; the rest are unchanged"
+        report = store.compact(progress=progress, wait=waiting)
+    emit(
+        report,
+        form,
+        lambda: (
             f"compacted {report.partitions} partition(s): {report.files_removed} file(s) merged into"
-            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s",
-            soft_wrap=True,
-        )
+            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s"
+        ),
+    )
 
 
 def _progress_lines() -> None:
     """Off a terminal, archive jobs report progress as log lines on stderr (cron mail, the journal)."""
     if not sync_progress.log.handlers:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S%z"))
         sync_progress.log.addHandler(handler)
         sync_progress.log.setLevel(logging.INFO)
 
 
 # -- reporting ---------------------------------------------------------------------------
 
+FlowOption = Annotated[str | None, typer.Option(help="Only runs of this flow: its name, id or id prefix.")]
+
+
+def _flow_id(store: FlowRunStore, flow: str | None) -> object:
+    return None if flow is None else store.resolve_flow(flow)
+
 
 @app.command()
-def stats(ctx: typer.Context, json_output: JsonOption = False) -> None:
+def stats(ctx: typer.Context, fmt: FormatOption = None, json_output: JsonOption = False) -> None:
     """Flows, active runs, and runs succeeded and failed today (UTC)."""
+    form = chosen(fmt, json_output)
     with _location(ctx).open() as store:
         statistics = store.get_statistics()
-    if json_output:
-        _print_json(statistics)
-    else:
-        out.print(tables.statistics_table(statistics))
+    emit(statistics, form, lambda: tables.statistics_table(statistics))
+
+
+@app.command()
+def flows(
+    ctx: typer.Context, fmt: FormatOption = None, json_output: JsonOption = False, wide: WideOption = False
+) -> None:
+    """Every flow with runs: name, id, number of runs, last run."""
+    form = chosen(fmt, json_output)
+    with _location(ctx).open() as store:
+        rows = store.flows().to_dicts()
+    emit(rows, form, lambda: tables.flows_table(rows, _width(wide), wide=wide), wide=wide)
 
 
 @app.command()
@@ -320,23 +340,27 @@ def timeseries(
     until: Annotated[
         str | None, typer.Option(help="Window end (exclusive); default: the end of the current bucket.")
     ] = None,
-    flow: Annotated[str | None, typer.Option(help="Only runs of this flow id.")] = None,
+    flow: FlowOption = None,
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Runs per hour or day with their counts by status and p50/p95/p99 durations."""
+    form = chosen(fmt, json_output)
     if hour and day:
         raise InvalidArgument("choose one of --hour and --day")
     granularity = Granularity.HOUR if hour else Granularity.DAY
-    flow_id = arguments.optional_uuid(flow, "--flow")
     start, end = _window(granularity, _instant(since, "--since"), _instant(until, "--until"))
     olap_timeseries.window(granularity, start, end)  # the store's own window checks, before opening it
     with _location(ctx).open() as store:
-        buckets = store.get_run_timeseries(granularity, start, end, flow_id)
-    if json_output:
-        _print_json(buckets)
-    else:
-        title = f"Runs per {granularity.value}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-        out.print(tables.timeseries_table(buckets, title))
+        buckets = store.get_run_timeseries(granularity, start, end, _flow_id(store, flow))  # type: ignore[arg-type]
+    title = f"Runs per {granularity.value}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    emit(
+        buckets,
+        form,
+        lambda: tables.timeseries_table(buckets, title, _width(wide), hourly=hour, wide=wide),
+        wide=wide,
+    )
 
 
 def _instant(text: str | None, name: str) -> datetime | None:
@@ -350,28 +374,34 @@ def _instant(text: str | None, name: str) -> datetime | None:
         ) from None
     if value.tzinfo is None:
         raise InvalidArgument(f"{name} has no time zone: add Z or an offset, e.g. {value.isoformat()}Z")
-    return arguments.aware_utc(value, name)
+    try:
+        return arguments.aware_utc(value, name)
+    except OverflowError:
+        raise InvalidArgument(f"{name} is out of range in UTC: {text!r}") from None
 
 
 def _window(granularity: Granularity, since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
     """Fill a missing end with the end of the current bucket, a missing start with 24 hours or 30 days before."""
     step = timedelta(hours=1) if granularity is Granularity.HOUR else timedelta(days=1)
     span = timedelta(hours=24) if granularity is Granularity.HOUR else timedelta(days=30)
-    if until is None:
-        now = datetime.now(UTC)
-        floor = now.replace(minute=0, second=0, microsecond=0)
-        if granularity is Granularity.DAY:
-            floor = floor.replace(hour=0)
-        until = floor + step
-    if since is None:
-        since = until - span
+    try:
+        if until is None:
+            now = datetime.now(UTC)
+            floor = now.replace(minute=0, second=0, microsecond=0)
+            if granularity is Granularity.DAY:
+                floor = floor.replace(hour=0)
+            until = floor + step
+        if since is None:
+            since = until - span
+    except OverflowError:
+        raise InvalidArgument("the window reaches outside the years 1-9999; give both --since and --until") from None
     return since, until
 
 
 @app.command()
 def runs(
     ctx: typer.Context,
-    flow: Annotated[str | None, typer.Option(help="Only runs of this flow id.")] = None,
+    flow: FlowOption = None,
     status: Annotated[
         str | None, typer.Option(help="Running, Succeeded, Failed, Cancelled, TimedOut or Skipped (any case).")
     ] = None,
@@ -380,54 +410,96 @@ def runs(
     ] = None,
     skip: Annotated[int, typer.Option(help="Runs to skip (paging).")] = 0,
     take: Annotated[int, typer.Option(help="Runs to show, 1-1000.")] = 50,
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """List runs, newest first, with filters, search and paging."""
-    flow_id = arguments.optional_uuid(flow, "--flow")
+    form = chosen(fmt, json_output)
     run_status = arguments.run_status(status, case_insensitive=True) if status is not None else None
     arguments.paging(skip, take)
     with _location(ctx).open() as store:
-        page = store.get_runs_page(flow_id=flow_id, status=run_status, skip=skip, take=take, search=search)
-    if json_output:
-        _print_json({"total_count": page.total_count, "runs": page.runs})
-    else:
-        out.print(tables.runs_table(page, skip))
+        flow_id = _flow_id(store, flow)
+        page = store.get_runs_page(flow_id=flow_id, status=run_status, skip=skip, take=take, search=search)  # type: ignore[arg-type]
+    emit(
+        {"total_count": page.total_count, "runs": page.runs},
+        form,
+        lambda: tables.runs_table(page, skip, _width(wide), wide=wide),
+        lambda: [_run_row(r) for r in page.runs],
+        wide=wide,
+    )
+
+
+def _run_row(run: object) -> dict[str, object]:
+    plain = jsonable.jsonable(run)
+    assert isinstance(plain, dict)
+    plain.pop("steps", None)
+    return plain
 
 
 @app.command()
 def show(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(help="The run's id.", show_default=False)],
+    run_id: Annotated[str, typer.Argument(help="The run's id, or a unique prefix of it.", show_default=False)],
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
-    """One run with its steps and every attempt (live or archived)."""
-    rid = arguments.run_id(run_id, "RUN_ID")
+    """One run with every attempt of its steps, and the runs re-run from it (live or archived)."""
+    form = chosen(fmt, json_output)
+    arguments.text(run_id, "RUN_ID")
     with _location(ctx).open() as store:
-        run = store.get_run_detail(rid)
+        rid = store.resolve_run(run_id)
+        run = store.get_run_detail(rid) if rid is not None else None
+        derived = store.get_derived_runs(run.id) if run is not None else []
     if run is None:
-        err.print(f"[red]error:[/red] run {rid} not found", soft_wrap=True)
+        err.print(f"[red]error:[/red] run {escape(run_id)} not found")
         raise typer.Exit(NOT_FOUND)
-    if json_output:
-        _print_json(run)
-    else:
-        out.print(tables.run_detail(run))
+    emit(
+        {**jsonable.jsonable(run), "derived_runs": [_run_row(r) for r in derived]},
+        form,
+        lambda: tables.run_detail(run, derived, _width(wide), wide=wide),
+        lambda: [_run_row(run)],
+        wide=wide,
+    )
 
 
 @app.command()
 def sql(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="DuckDB SQL over the views runs, steps, attempts.", show_default=False)],
+    fmt: FormatOption = None,
     json_output: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Query live and archived runs with DuckDB SQL (views: runs, steps, attempts)."""
+    form = chosen(fmt, json_output)
     if not query.strip():
         raise InvalidArgument("the query is empty")
     with _location(ctx).open() as store:
         frame = store.sql(query)
-    if json_output:
-        _print_json(frame.to_dicts())
-    else:
-        out.print(tables.frame_table(frame))
+    if form is Format.CSV:
+        sys.stdout.write(frame.write_csv())
+        return
+    emit(frame.to_dicts(), form, lambda: tables.frame_table(frame, _width(wide)), wide=wide)
+
+
+def _width(wide: bool) -> int | None:
+    return None if wide else out.width
+
+
+# -- the entry point -------------------------------------------------------------------------
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program is: blocks unwind, the embedded server is left properly."""
+
+    signal_name = ""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    Stopped.signal_name = signal.Signals(signum).name
+    raise Stopped()
 
 
 @app.command()
@@ -454,12 +526,35 @@ def _url_host(host: str) -> str:
 
 
 def main() -> None:
-    """Console entry point: the store's errors become one red line on stderr and exit code 2."""
+    """Console entry point: every user mistake becomes one line on stderr and exit code 2."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     try:
-        app()
-    except FlowRunStoreError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
-        sys.exit(USAGE)
+        # Not standalone: typer's own error boxes and "Aborted!" would be several lines.
+        code = app(standalone_mode=False)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        code = 130
+    except typer.TyperException as exc:  # click's usage errors: a bad option, a missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.stderr.write(str(exc) + "\n")
+            sys.exit(USAGE)
+        _fail(getattr(exc, "format_message", exc.__str__)(), USAGE)
+    except FlowRunStoreError as exc:
+        _fail(str(exc) or type(exc).__name__, USAGE)
+    except (OSError, ValueError, OverflowError, RecursionError) as exc:
+        # Whatever a user points us at (an unwritable --archive, a file where a directory should be).
+        _fail(f"{type(exc).__name__}: {exc}", USAGE)
+    if Stopped.signal_name:
+        err.print(f"stopped by {Stopped.signal_name}: {Finished.note}")
+        sys.exit(128 + signal.Signals[Stopped.signal_name].value)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    err.print(f"[red]error:[/red] {escape(lines[0] if lines else 'failed')}")
+    sys.exit(code)

@@ -6,6 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import conninfo
+
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
 
@@ -14,6 +17,41 @@ def default_home() -> Path:
     """``$FLOWRUN_HOME``, else ``~/.local/share/flowrun``."""
     env = os.environ.get("FLOWRUN_HOME")
     return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "flowrun"
+
+
+MAX_POOL_SIZE = 1000
+
+
+def _pool_size(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidArgument(f"FLOWRUN_POOL_SIZE must be an integer from 1 to {MAX_POOL_SIZE}, got {text!r}") from None
+
+
+def checked_dsn(dsn: str) -> str:
+    """``dsn`` if libpq can parse it, else an ``InvalidArgument`` that says what a DSN looks like."""
+    try:
+        conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unparseable"
+        raise InvalidArgument(
+            f"invalid DSN ({reason}): use a URI like postgresql://user@host:5432/db or 'host=... dbname=...'"
+        ) from None
+    return dsn
+
+
+def _check_local_archive(archive: str) -> None:
+    """A local archive must be a directory, or creatable as one (URIs are the object store's business)."""
+    if "://" in archive:
+        return
+    path = Path(archive).expanduser()
+    for place in (path, *path.parents):
+        if place.exists():
+            if not place.is_dir():
+                what = "is not a directory" if place == path else f"cannot be created: {place} is not a directory"
+                raise InvalidArgument(f"archive {archive} {what}")
+            return
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +75,17 @@ class Settings:
     ) -> Settings:
         """Fill every setting from the arguments, the environment or the defaults, and validate."""
         home_path = Path(home).expanduser() if home is not None else default_home()
-        dsn = dsn if dsn is not None else os.environ.get("FLOWRUN_DSN") or None
+        dsn = dsn or os.environ.get("FLOWRUN_DSN") or None  # an empty DSN is no DSN
         archive_text = os.fspath(archive) if archive is not None else os.environ.get("FLOWRUN_ARCHIVE")
         if not archive_text:
             archive_text = str(home_path / "archive")
-        size = pool_size if pool_size is not None else int(os.environ.get("FLOWRUN_POOL_SIZE", "8"))
-        if size < 1:
-            raise InvalidArgument(f"pool_size must be >= 1, got {size}")
+        _check_local_archive(archive_text)
+        size = pool_size if pool_size is not None else _pool_size(os.environ.get("FLOWRUN_POOL_SIZE", "8"))
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_POOL_SIZE:
+            raise InvalidArgument(f"pool_size must be an integer from 1 to {MAX_POOL_SIZE}, got {size!r}")
         return cls(
             home=home_path,
-            dsn=dsn,
+            dsn=None if dsn is None else checked_dsn(dsn),
             archive=archive_text,
             schema=schema_name(schema or os.environ.get("FLOWRUN_SCHEMA") or DEFAULT_SCHEMA),
             pool_size=size,

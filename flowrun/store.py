@@ -1,8 +1,13 @@
-"""``FlowRunStore``: the whole contract in one object.
+"""``FlowRunStore``: the whole contract in one object, composed of its parts.
 
-Writes go to ``oltp.RunStore`` on PostgreSQL (this class is one); reports go to an
-``olap.RunAnalytics`` over live and archived runs; export, prune and compaction
-call the ``sync`` package with the store's own DSN, archive, schema and clock.
+It holds a lifecycle store (``self.lifecycle``, an ``oltp.RunStore`` on
+PostgreSQL) and a reader (``self.analytics``, an ``olap.RunAnalytics`` over live
+and archived runs) and delegates to each with explicit, typed one-line methods;
+``tests/flowrun/test_composition.py`` checks that every public method of both
+parts is present here with the same signature, so a method added to either
+cannot be silently missing. Export, prune and compaction call the ``sync``
+package with the store's own DSN, archive, schema and clock. The embedded
+server, when no DSN is configured, is ``flowrun.embedded``'s business.
 """
 
 from __future__ import annotations
@@ -11,15 +16,22 @@ import os
 import uuid
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
 
 import polars as pl
 
 from flowrun import embedded
 from flowrun.config import Settings
 from olap.analytics import RunAnalytics
-from oltp.clock import Clock, checked_now
-from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
+from oltp.clock import Clock, checked_now, wall_clock
+from oltp.records import (
+    DashboardStatistics,
+    FlowRunRecord,
+    Granularity,
+    RunsPage,
+    RunStatus,
+    RunTimeseriesBucket,
+    StepStatus,
+)
 from oltp.store import RunStore
 from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
 from sync.durations import retention
@@ -28,16 +40,14 @@ from sync.progress import Progress
 from sync.prune import prune
 
 
-class FlowRunStore(RunStore):
+class FlowRunStore:
     """Lifecycle writes on PostgreSQL plus reporting over live and archived runs."""
 
-    def __init__(self, settings: Settings, dsn: str, *, clock: Clock | None, migrate: bool, server: Any) -> None:
-        super().__init__(
-            dsn, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
-        )
+    def __init__(self, settings: Settings, lifecycle: RunStore, analytics: RunAnalytics, *, clock: Clock) -> None:
         self.settings = settings
-        self._server = server
-        self.analytics = RunAnalytics(dsn, settings.archive, schema=settings.schema, clock=clock)
+        self.lifecycle = lifecycle
+        self.analytics = analytics
+        self._clock = clock
 
     @classmethod
     def open(
@@ -52,12 +62,26 @@ class FlowRunStore(RunStore):
     ) -> FlowRunStore:
         """Open the store; with no DSN anywhere, on the embedded server in the data dir."""
         settings = Settings.resolve(dsn=dsn, archive=archive, home=home, schema=schema)
-        server = None
-        target = settings.dsn
-        if target is None:
-            server = embedded.start(settings.pgdata)
-            target = embedded.dsn(server)
-        return cls(settings, target, clock=clock, migrate=migrate, server=server)
+        target = settings.dsn if settings.dsn is not None else embedded.start(settings.pgdata).dsn()
+        lifecycle = RunStore(
+            target, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
+        )
+        try:
+            analytics = RunAnalytics(target, settings.archive, schema=settings.schema, clock=clock)
+        except BaseException:
+            lifecycle.close()
+            raise
+        return cls(settings, lifecycle, analytics, clock=clock or wall_clock)
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL DSN in use (the embedded server's when none was configured)."""
+        return self.lifecycle.dsn
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of the store's tables."""
+        return self.lifecycle.schema
 
     def __enter__(self) -> FlowRunStore:
         return self
@@ -69,14 +93,81 @@ class FlowRunStore(RunStore):
 
     def close(self) -> None:
         """Close the reporting reader and the connection pool."""
-        self.analytics.close()
-        super().close()
+        try:
+            self.analytics.close()
+        finally:
+            self.lifecycle.close()
+
+    # -- lifecycle (oltp.RunStore) -----------------------------------------------------------
+
+    def start_run(
+        self,
+        flow_id: uuid.UUID,
+        flow_name: str,
+        run_id: uuid.UUID,
+        trigger_key: str,
+        trigger_data: str | None = None,
+        job_id: str | None = None,
+        source_run_id: uuid.UUID | None = None,
+    ) -> FlowRunRecord:
+        """Create a Running run and return it."""
+        return self.lifecycle.start_run(flow_id, flow_name, run_id, trigger_key, trigger_data, job_id, source_run_id)
+
+    def record_step_start(
+        self,
+        run_id: uuid.UUID,
+        step_key: str,
+        step_type: str,
+        input_json: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
+        """Open the step's next attempt (the step becomes Running)."""
+        self.lifecycle.record_step_start(run_id, step_key, step_type, input_json, job_id)
+
+    def record_step_complete(
+        self,
+        run_id: uuid.UUID,
+        step_key: str,
+        status: StepStatus | str,
+        output_json: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        """Close the step's newest attempt with this outcome."""
+        self.lifecycle.record_step_complete(run_id, step_key, status, output_json, error_message)
+
+    def complete_run(self, run_id: uuid.UUID, status: RunStatus | str) -> None:
+        """Give a Running run its terminal status and ``completed_at``."""
+        self.lifecycle.complete_run(run_id, status)
+
+    def retry_step(self, run_id: uuid.UUID, step_key: str) -> None:
+        """Reset the step to Pending and the run to Running, clearing the dispatch."""
+        self.lifecycle.retry_step(run_id, step_key)
+
+    def try_record_dispatch(self, run_id: uuid.UUID, step_key: str) -> bool:
+        """True for exactly one caller per (run, step) until the dispatch is released."""
+        return self.lifecycle.try_record_dispatch(run_id, step_key)
+
+    def release_dispatch(self, run_id: uuid.UUID, step_key: str) -> None:
+        """Make the step dispatchable again; unknown runs and steps are a no-op."""
+        self.lifecycle.release_dispatch(run_id, step_key)
+
+    def annotate_dispatch(self, run_id: uuid.UUID, step_key: str, job_id: str) -> None:
+        """Attach the dispatcher's job id; a missing dispatch record is ignored."""
+        self.lifecycle.annotate_dispatch(run_id, step_key, job_id)
+
+    def get_dispatched_step_keys(self, run_id: uuid.UUID) -> frozenset[str]:
+        """Step keys dispatched and not released (empty for an unknown run)."""
+        return self.lifecycle.get_dispatched_step_keys(run_id)
+
+    def get_active_runs(self) -> list[FlowRunRecord]:
+        """Running runs, newest first."""
+        return self.lifecycle.get_active_runs()
 
     # -- reporting: live UNION archive (olap.RunAnalytics) --------------------------------------
 
     def get_run_detail(self, run_id: uuid.UUID) -> FlowRunRecord | None:
         """The run with steps and attempts from PostgreSQL, else from the archive once pruned."""
-        found = super().get_run_detail(run_id)
+        found = self.lifecycle.get_run_detail(run_id)
         return found if found is not None else self.analytics.get_run_detail(run_id)
 
     def get_runs(self, flow_id: uuid.UUID | None = None, skip: int = 0, take: int = 50) -> list[FlowRunRecord]:
@@ -108,17 +199,43 @@ class FlowRunStore(RunStore):
         """Runs re-run from ``source_run_id``, newest first."""
         return self.analytics.get_derived_runs(source_run_id)
 
+    def warm_search(self) -> None:
+        """Build the archive's search documents now rather than on the first search."""
+        self.analytics.warm_search()
+
+    def timeseries_frame(
+        self,
+        granularity: Granularity | str,
+        since: datetime,
+        until: datetime,
+        flow_id: uuid.UUID | None = None,
+    ) -> pl.DataFrame:
+        """``get_run_timeseries`` as a polars frame; ``timestamp`` stays UTC."""
+        return self.analytics.timeseries_frame(granularity, since, until, flow_id)
+
     def runs(self) -> pl.DataFrame:
-        """Every run, live and archived, as a polars frame."""
+        """Every run (live UNION archive, once each), newest first, with its ``revision`` and ``duration``."""
         return self.analytics.runs()
 
     def steps(self) -> pl.DataFrame:
-        """Every step at its run's newest version, as a polars frame."""
+        """Every step at its run's winning version, with ``duration``, ``retries`` and ``retried``."""
         return self.analytics.steps()
 
     def attempts(self) -> pl.DataFrame:
-        """Every attempt at its run's newest version, as a polars frame."""
+        """Every attempt at its run's winning version, with ``duration`` and ``retry`` (follows a failure)."""
         return self.analytics.attempts()
+
+    def flows(self) -> pl.DataFrame:
+        """Every flow: ``flow_id``, its newest ``flow_name``, ``runs``, ``last_run`` and ``last_status``."""
+        return self.analytics.flows()
+
+    def resolve_flow(self, flow: str | uuid.UUID) -> uuid.UUID:
+        """The flow id for a flow name, an id, or a unique id prefix (reports take ids)."""
+        return self.analytics.resolve_flow(flow)
+
+    def resolve_run(self, run: str | uuid.UUID) -> uuid.UUID | None:
+        """The run id for an id or a unique prefix of one; None when no run matches."""
+        return self.analytics.resolve_run(run)
 
     def sql(self, query: str) -> pl.DataFrame:
         """DuckDB SQL over the views ``runs``, ``steps`` and ``attempts``."""

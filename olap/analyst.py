@@ -18,7 +18,12 @@ from olap import archive, live, sandbox, unified
 from olap.live import Snapshot
 from olap.session import Sources
 
-_VIEWS = (("runs", unified.RUN_FIELDS), ("steps", unified.STEP_FIELDS), ("attempts", unified.ATTEMPT_FIELDS))
+# Runs carry their revision (how many times the run's record changed; the newest copy wins).
+_VIEWS = (
+    ("runs", unified.RUN_FIELDS + ", revision"),
+    ("steps", unified.STEP_FIELDS),
+    ("attempts", unified.ATTEMPT_FIELDS),
+)
 _EMPTY = {
     "live_keys": unified.EMPTY_KEYS,
     "hidden_pairs": unified.EMPTY_HIDDEN,

@@ -20,7 +20,7 @@ from types import TracebackType
 
 import polars as pl
 
-from olap import analyst, detail, pages, statistics, timeseries
+from olap import addressing, analyst, detail, frames, pages, statistics, timeseries
 from olap.scope import RunScope
 from olap.search import search_term
 from olap.session import Sources
@@ -129,16 +129,38 @@ class RunAnalytics:
     # -- analyst surface -------------------------------------------------------------------
 
     def runs(self) -> pl.DataFrame:
-        """Every run (live UNION archive, once each), newest first."""
-        return self.sql("SELECT * FROM runs ORDER BY started_at DESC, id DESC")
+        """Every run (live UNION archive, once each), newest first, with its ``revision`` and ``duration``."""
+        return frames.with_duration(self.sql(frames.RUNS_FRAME))
 
     def steps(self) -> pl.DataFrame:
-        """Every step of every run, at the run's winning version."""
-        return self.sql("SELECT * FROM steps ORDER BY run_id, step_key")
+        """Every step at its run's winning version, with ``duration``, ``retries`` and ``retried``."""
+        return frames.with_duration(self.sql(frames.STEPS_FRAME))
 
     def attempts(self) -> pl.DataFrame:
-        """Every attempt of every step, at the run's winning version."""
-        return self.sql("SELECT * FROM attempts ORDER BY run_id, step_key, attempt")
+        """Every attempt at its run's winning version, with ``duration`` and ``retry`` (follows a failure)."""
+        return frames.with_duration(self.sql(frames.ATTEMPTS_FRAME))
+
+    def timeseries_frame(
+        self,
+        granularity: Granularity | str,
+        since: datetime,
+        until: datetime,
+        flow_id: uuid.UUID | None = None,
+    ) -> pl.DataFrame:
+        """``get_run_timeseries`` as a polars frame; ``timestamp`` stays UTC."""
+        return frames.timeseries_frame(self.get_run_timeseries(granularity, since, until, flow_id))
+
+    def flows(self) -> pl.DataFrame:
+        """Every flow: ``flow_id``, its newest ``flow_name``, ``runs``, ``last_run`` and ``last_status``."""
+        return self.sql(addressing.FLOWS)
+
+    def resolve_flow(self, flow: str | uuid.UUID) -> uuid.UUID:
+        """The flow id for a flow name, an id, or a unique id prefix (reports take ids)."""
+        return addressing.resolve(flow, self.sql)
+
+    def resolve_run(self, run: str | uuid.UUID) -> uuid.UUID | None:
+        """The run id for an id or a unique prefix of one; None when no run matches."""
+        return addressing.resolve_run(run, self.sql)
 
     def sql(self, query: str) -> pl.DataFrame:
         """Run DuckDB SQL over the views ``runs``, ``steps`` and ``attempts`` of the unified data."""

@@ -92,6 +92,9 @@ def json_text(value: object, name: str) -> str | None:
         json.loads(checked, parse_constant=_reject_constant)
     except ValueError as exc:
         raise InvalidJson(f"{name} is not valid JSON: {exc}") from exc
+    except RecursionError:
+        # Deeper than Python's parser goes (say 100,000 nested arrays): not a document anyone reads back.
+        raise InvalidJson(f"{name} is nested too deeply to be read back") from None
     return checked
 
 
@@ -129,10 +132,14 @@ def aware_utc(value: object, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
+# skip + take must stay a 64-bit integer in PostgreSQL and DuckDB (OFFSET/LIMIT are bigint).
+MAX_SKIP = 2**62
+
+
 def paging(skip: object, take: object) -> tuple[int, int]:
-    """Check ``0 <= skip`` and ``1 <= take <= 1000``."""
-    if not _is_int(skip) or skip < 0:  # type: ignore[operator]
-        raise InvalidPaging(f"skip must be an integer >= 0, got {skip!r}")
+    """Check ``0 <= skip <= 2**62`` and ``1 <= take <= 1000``."""
+    if not _is_int(skip) or not 0 <= skip <= MAX_SKIP:  # type: ignore[operator]
+        raise InvalidPaging(f"skip must be an integer from 0 to {MAX_SKIP}, got {skip!r}")
     if not _is_int(take) or not 1 <= take <= MAX_TAKE:  # type: ignore[operator]
         raise InvalidPaging(f"take must be an integer between 1 and {MAX_TAKE}, got {take!r}")
     return int(skip), int(take)  # type: ignore[call-overload]

@@ -32,10 +32,13 @@ SELECT l.pid, a.backend_start
 """
 
 
+MAX_WAIT = 7 * 24 * 3600.0  # a week; longer is a mistake, and infinity or NaN never ends
+
+
 def check_wait(wait: object) -> float:
-    """Seconds to wait for the lock: a number >= 0."""
-    if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
-        raise InvalidArgument(f"wait must be a number of seconds >= 0, got {wait!r}")
+    """Seconds to wait for the lock: a finite number >= 0 (NaN would wait forever)."""
+    if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait < MAX_WAIT:
+        raise InvalidArgument(f"wait must be a number of seconds from 0 to {MAX_WAIT:.0f}, got {wait!r}")
     return float(wait)
 
 
@@ -71,5 +74,5 @@ def _busy_message(conn: ArrowConnection, key: tuple[pa.Array, pa.Array], schema:
     )
     return (
         f"another export or compaction of schema {schema!r} is running{holder};"
-        " try again when it has finished, or pass wait=<seconds>"
+        " try again when it has finished, or wait for it (wait=<seconds>, on the command line --wait 5m)"
     )

@@ -24,7 +24,7 @@ def parse_duration(text: str) -> timedelta:
         raise InvalidArgument(f"a duration must be a string like '7d', got {type(text).__name__}")
     value = text.strip().lower()
     if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return timedelta(seconds=float(value))
+        value += "s"
     if not _WHOLE.fullmatch(value):
         raise InvalidArgument(
             f"invalid duration {text!r}: use a number and a unit (w, d, h, m, s), e.g. '7d', '12h', '1h30m'"
@@ -33,10 +33,13 @@ def parse_duration(text: str) -> timedelta:
     order = list(_UNITS)
     if [order.index(u) for u in units] != sorted({order.index(u) for u in units}):
         raise InvalidArgument(f"invalid duration {text!r}: give each unit once, largest first (e.g. '1d12h')")
-    return sum(
-        (timedelta(**{_UNITS[unit]: float(amount)}) for amount, unit in _PART.findall(value)),
-        timedelta(),
-    )
+    try:
+        return sum(
+            (timedelta(**{_UNITS[unit]: float(amount)}) for amount, unit in _PART.findall(value)),
+            timedelta(),
+        )
+    except OverflowError:
+        raise InvalidArgument(f"invalid duration {text!r}: longer than {timedelta.max.days} days") from None
 
 
 def retention(value: object, name: str = "older_than") -> timedelta:

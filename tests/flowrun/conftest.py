@@ -38,7 +38,8 @@ _databases = itertools.count()
 def clean_env(**extra: str) -> dict[str, str]:
     """The test process's environment without any FLOWRUN_* setting, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
-    env.update(COLUMNS="200", LINES="50", PYTHONUNBUFFERED="1", **extra)
+    env.update({"COLUMNS": "200", "LINES": "50", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
     return env
 
 

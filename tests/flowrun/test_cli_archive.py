@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,6 @@ import psycopg
 from flowrun import FlowRunStore
 from flowrun.demo import play
 from flowrun.demo_clock import ThreadClock
-from flowrun.jsonable import jsonable
 from tests.flowrun.conftest import FLOWRUN, Cli, clean_env
 
 
@@ -58,32 +56,58 @@ def test_export_prune_compact(cli: Cli) -> None:
     assert cli.json("compact")["partitions"] == 0  # nothing left to merge
 
 
-def test_export_every_runs_rounds_until_interrupted(cli: Cli) -> None:
-    proc = subprocess.Popen(
-        [str(FLOWRUN), "--dsn", cli.dsn, "--archive", str(cli.archive), "export", "--every", "0.5s", "--json"],
+def _exporter(cli: Cli, *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(FLOWRUN), "--dsn", cli.dsn, "--archive", str(cli.archive), "export", "--every", "0.2s", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(FLOWRUN_HOME=str(cli.home)),
     )
+
+
+def _finish(cli: Cli) -> uuid.UUID:
+    with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive) as store:
+        run = store.start_run(uuid.uuid4(), "scheduled", uuid.uuid4(), "manual")
+        store.complete_run(run.id, "Succeeded")
+    return run.id
+
+
+def test_export_every_says_nothing_when_idle_and_stops_with_one_line(cli: Cli) -> None:
+    first = _finish(cli)
+    proc = _exporter(cli, "--json")
     try:
-        assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
-        assert first["runs"] == 0
-        with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive) as store:
-            run = store.start_run(uuid.uuid4(), "scheduled", uuid.uuid4(), "manual")
-            store.complete_run(run.id, "Succeeded")
-        deadline = time.monotonic() + 30
-        exported = 0
-        while exported == 0 and time.monotonic() < deadline:
-            exported = json.loads(proc.stdout.readline())["runs"]  # one JSON document per line and round
-        assert exported == 1
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) in (0, 130)
+        assert proc.stdout is not None and proc.stderr is not None
+        line = json.loads(proc.stdout.readline())
+        assert line["runs"] == 1 and datetime.fromisoformat(line["at"]).tzinfo is not None  # JSON Lines with a time
+        second = _finish(cli)
+        # Idle rounds in between print nothing: the next line is the next round that archived something.
+        assert json.loads(proc.stdout.readline())["runs"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+        assert proc.stdout.read() == ""
+        stderr = proc.stderr.read().strip().splitlines()
+        assert stderr[-1].startswith("stopped by SIGTERM:") and "2 run(s) archived" in stderr[-1], stderr
+        assert "Traceback" not in "\n".join(stderr)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive, migrate=False) as store:
-        assert jsonable(store.get_run_detail(run.id))["status"] == "Succeeded"
-    assert _count(cli.dsn, "archived_runs") == 1
+        assert {store.get_run_detail(r).status for r in (first, second)} == {"Succeeded"}  # type: ignore[union-attr]
+    assert _count(cli.dsn, "archived_runs") == 2
+
+
+def test_export_every_verbose_reports_idle_rounds_and_sigint_ends_with_one_line(cli: Cli) -> None:
+    proc = _exporter(cli, "--json", "--verbose")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert json.loads(proc.stdout.readline())["runs"] == 0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        last = proc.stderr.read().strip().splitlines()[-1]
+        assert last.startswith("stopped by SIGINT:") and "export round(s) finished, 0 run(s) archived" in last
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

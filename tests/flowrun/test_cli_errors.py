@@ -15,7 +15,21 @@ from oltp import migrate
 from tests.conftest import PgServer
 from tests.flowrun.conftest import FLOWRUN, Cli, clean_env
 
-COMMANDS = ["demo", "migrate", "export", "prune", "compact", "stats", "timeseries", "runs", "show", "sql"]
+COMMANDS = [
+    "demo",
+    "dashboard",
+    "migrate",
+    "export",
+    "prune",
+    "compact",
+    "stats",
+    "flows",
+    "timeseries",
+    "runs",
+    "show",
+    "sql",
+    "info",
+]
 UNREACHABLE = "postgresql://flowrun@127.0.0.1:1/nowhere?connect_timeout=5"
 
 
@@ -51,21 +65,24 @@ def test_every_command_has_help() -> None:
         assert result.exit_code == 0, (name, result.output)
         assert f"Usage: flowrun {name}" in result.output
         assert "--json" in result.output, name
+        assert "<bool>" not in result.output, name  # flags are flags, not typed values
+    for name in ("status", "start", "stop"):
+        result = runner.invoke(app, ["server", name, "--help"], prog_name="flowrun", env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and f"Usage: flowrun server {name}" in result.output
 
 
+def test_version() -> None:
+    done = subprocess.run([str(FLOWRUN), "--version"], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("flowrun ") and done.stdout.split()[1][0].isdigit()
+
+
+# The full table of hostile arguments runs in process (test_hostile_arguments.py); these few go through the
+# real executable, its start-up and its signal handlers.
 MISTAKES = [
     (["runs", "--status", "Exploded"], "Exploded"),
-    (["runs", "--flow", "not-a-uuid"], "--flow"),
     (["runs", "--take", "5000"], "take"),
-    (["show", "12345"], "RUN_ID"),
-    (["timeseries", "--since", "2026-03-01T00:00"], "time zone"),
-    (["timeseries", "--until", "yesterday"], "--until"),
-    (["timeseries", "--hour", "--day"], "--hour"),
-    (["timeseries", "--since", "2026-03-02T00:00Z", "--until", "2026-03-01T00:00Z"], "since"),
-    (["timeseries", "--hour", "--since", "2020-01-01T00:00Z", "--until", "2026-01-01T00:00Z"], "10000"),
-    (["prune", "--older-than", "7 days"], "duration"),
-    (["export", "--every", "soon"], "soon"),
-    (["sql", "   "], "empty"),
+    (["timeseries", "--until", "9999-12-31T23:00-10:00"], "--until"),
+    (["prune", "--older-than", "1000000000d"], "duration"),
 ]
 
 
@@ -86,7 +103,7 @@ def test_user_mistakes_are_one_line_exit_2_and_write_nothing(cli: Cli) -> None:
         for args, needle in MISTAKES
     ]
     for args, needle, proc in procs:
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 2, (args, stdout, stderr)
         assert stdout == "", args
         _one_error_line(stderr, needle)

@@ -41,6 +41,8 @@ def test_run_history_notebook_executes(seeded: Seeded, tmp_path: Path, monkeypat
     text = "\n".join(outputs)
     with seeded.open() as store:
         total = store.get_runs_page(take=1).total_count
+        retried = int(store.steps()["retried"].sum())
     assert f"{total:,} runs of" in text
+    assert f"{retried:,} steps were retried after a failure" in text
     assert "re-runs of" in text
     assert not (tmp_path / "home").exists()  # the notebook used the DSN, not an embedded server
