@@ -488,18 +488,7 @@ def _width(wide: bool) -> int | None:
     return None if wide else out.width
 
 
-# -- the entry point -------------------------------------------------------------------------
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGINT or SIGTERM, raised where the program is: blocks unwind, the embedded server is left properly."""
-
-    signal_name = ""
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    Stopped.signal_name = signal.Signals(signum).name
-    raise Stopped()
+# -- the web dashboard ------------------------------------------------------------------------
 
 
 @app.command()
@@ -523,6 +512,20 @@ def ui(
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+# -- the entry point -------------------------------------------------------------------------
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program is: blocks unwind, the embedded server is left properly."""
+
+    signal_name = ""
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    Stopped.signal_name = signal.Signals(signum).name
+    raise Stopped()
 
 
 def main() -> None:

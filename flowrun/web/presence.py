@@ -26,4 +26,4 @@ def live_ids(store: FlowRunStore, run_ids: Sequence[uuid.UUID]) -> frozenset[uui
         rows = conn.execute(LIVE_IDS, (list(run_ids),)).fetchall()
         return frozenset(row[0] for row in rows if isinstance(row[0], uuid.UUID))
 
-    return store.db.run(read)
+    return store.lifecycle.db.run(read)

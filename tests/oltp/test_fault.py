@@ -129,11 +129,7 @@ def private_server() -> Any:
     # temporary root private to the user running the tests.
     server = embedded.start(Path(tempfile.mkdtemp(prefix="flowrun-fault-")) / "pgdata", delete_on_exit=True)
     yield server
-    # The handle still knows the pre-restart postmaster; stop the current one by its data dir first.
-    try:
-        embedded.pg_ctl(server, "-m", "immediate", "stop")
-    finally:
-        server.cleanup()
+    embedded.leave(server)  # stops whichever postmaster runs in the data dir now, then deletes it
 
 
 def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(private_server: Any) -> None:
