@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,15 @@ def check_acknowledged(store: RunStore, ledger: RunLedger) -> None:
         assert steps["flaky"].status is StepStatus.SUCCEEDED and steps["flaky"].attempt_count == 2
 
 
+def until(condition: Callable[[], bool], failure: str, seconds: float = 60.0) -> None:
+    """Poll ``condition`` until it holds, or fail with ``failure`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(failure)
+        time.sleep(0.01)
+
+
 def wait_for_lock_waiter(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as watcher:
         deadline = time.monotonic() + 20
@@ -168,11 +178,14 @@ def test_restart_mid_workload_fails_calls_in_flight_cleanly_and_loses_nothing(pr
         for t in threads:
             t.start()
         wait_for_lock_waiter(dsn)
-        time.sleep(0.4)
+        until(lambda: all(w.returned_at for w in workers), "the workers got no call through before the restart")
         before_restart = sum(len(w.returned_at) for w in workers)
         embedded.restart(private_server)
         restarted_at = time.monotonic()
-        time.sleep(1.5)
+        until(
+            lambda: all(any(t > restarted_at for t in w.returned_at) for w in workers),
+            "a worker never got a call through after the restart",
+        )
     finally:
         stop.set()
         for t in threads:

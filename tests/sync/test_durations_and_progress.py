@@ -64,7 +64,10 @@ def test_console_progress_off_a_terminal_logs(caplog: pytest.LogCaptureFixture) 
     assert caplog.records[-1].getMessage().startswith("compact: 1/2 partitions")
 
 
-def test_console_progress_on_a_terminal_draws_a_bar() -> None:
+def test_console_progress_on_a_terminal_draws_a_bar(capsys: pytest.CaptureFixture[str]) -> None:
     with console_progress("export", force_terminal=True) as show:
         show(ProgressUpdate("export", 5, 10, 55, 1.0))
         show(ProgressUpdate("export", 12, 10, 130, 2.0, finished=True))  # more than the estimate: no crash
+    drawn = capsys.readouterr().err
+    # The bar's last state: the estimate grew to what was done, with the rows and their rate.
+    assert "export" in drawn and "12/12" in drawn and "130 rows" in drawn, drawn
