@@ -129,7 +129,7 @@ def test_database_constraints_back_the_rules(pg_store: RunStore, db: psycopg.Con
 def test_flowrun_store_open_exposes_the_lifecycle(dsn: str, clock: FakeClock) -> None:
     rid = uuid.uuid4()
     with FlowRunStore.open(dsn=dsn, clock=clock) as store:
-        assert isinstance(store, RunStore)
+        assert isinstance(store.lifecycle, RunStore)  # composed, not inherited
         record = store.start_run(uuid.uuid4(), "front door", rid, "manual", '{"a": 1}', "job")
         assert store.try_record_dispatch(rid, "s") is True
         store.annotate_dispatch(rid, "s", "job-s")
