@@ -11,6 +11,7 @@ SIGTERM into one line saying what was finished.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -507,7 +508,9 @@ def ui(
     settings.check_exposure(host, config)
     with _location(ctx).open() as store:
         err.print(f"flowrun ui: serving http://{escape(_url_host(host))}:{port}/ (Ctrl-C to stop)", soft_wrap=True)
-        server.serve(store, config, host, port)
+        # uvicorn stops gracefully on Ctrl-C, then re-raises it: the normal way to stop, not a failure.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve(store, config, host, port)
 
 
 def _url_host(host: str) -> str:

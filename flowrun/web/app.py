@@ -27,6 +27,8 @@ from flowrun.web.security import SecurityMiddleware
 from flowrun.web.settings import UiSettings
 
 STATIC = Path(__file__).with_name("static")
+# How long stopping waits for a background computation of the overview's aggregates.
+SHUTDOWN_WAIT = 120.0
 
 
 def _wall_clock() -> datetime:
@@ -52,6 +54,7 @@ def create_app(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            await asyncio.to_thread(cache.wait, SHUTDOWN_WAIT)
 
     app = FastAPI(
         title="flowrun",

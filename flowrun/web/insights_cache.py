@@ -45,6 +45,7 @@ class InsightsCache:
         self._value: Insights | None = None
         self._at = 0.0
         self._refreshing = False
+        self._threads: list[threading.Thread] = []
 
     def get(self) -> Insights:
         """The kept answer (refreshed in the background when stale), or the first one, computed now."""
@@ -56,12 +57,27 @@ class InsightsCache:
         if value is None:
             return self._compute()
         if stale:
-            threading.Thread(target=self._refresh, name="flowrun-insights", daemon=True).start()
+            self._start()
         return value
 
     def warm(self) -> None:
         """Start computing the first answer in the background."""
-        threading.Thread(target=self._refresh, name="flowrun-insights", daemon=True).start()
+        self._start()
+
+    def wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for background computations, before the store is closed.
+
+        A query still running in DuckDB's or the driver's native threads when the interpreter exits
+        would abort the process instead of letting it stop cleanly.
+        """
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._refresh, name="flowrun-insights", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
 
     def _refresh(self) -> None:
         try:

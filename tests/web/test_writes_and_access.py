@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flowrun import FlowRunStore, StepStatus
@@ -192,3 +195,33 @@ def test_flows_and_errors_are_kept_then_refreshed_in_the_background(dsn: str, tm
             time.sleep(0.1)
         assert fresh["computed_at"] > first["computed_at"]
         assert ui.http.get("/api/errors").json()["errors"][0]["failures"] == 2
+
+
+def test_flowrun_ui_serves_until_interrupted(dsn: str, tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port (released just before the server binds it)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [str(FLOWRUN), "--dsn", dsn, "--archive", str(tmp_path / "a"), "ui", "--port", str(port)],
+        env=clean_env(FLOWRUN_HOME=str(tmp_path / "home")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "flowrun ui did not answer"
+                time.sleep(0.2)
+        assert health.status_code == 200 and health.json()["actions"] is False
+        assert "<title>Overview · flowrun</title>" in httpx.get(f"http://127.0.0.1:{port}/").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"serving http://127.0.0.1:{port}/" in stderr
