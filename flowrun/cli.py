@@ -11,7 +11,6 @@ SIGTERM into one line saying what was finished.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import sys
@@ -508,9 +507,8 @@ def ui(
     settings.check_exposure(host, config)
     with _location(ctx).open() as store:
         err.print(f"flowrun ui: serving http://{escape(_url_host(host))}:{port}/ (Ctrl-C to stop)", soft_wrap=True)
-        # uvicorn stops gracefully on Ctrl-C, then re-raises it: the normal way to stop, not a failure.
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve(store, config, host, port)
+        # uvicorn stops gracefully on SIGINT/SIGTERM, then re-raises the signal: exit 128+n as every command.
+        server.serve(store, config, host, port)
 
 
 def _url_host(host: str) -> str:
