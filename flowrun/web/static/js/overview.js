@@ -37,8 +37,8 @@
     const toolbar = el("div", { class: "toolbar" });
     const canvas = el("canvas", { id: "timeseries", "data-buckets": "" });
     const chartPanel = el("div", { class: "panel" }, el("h2", { id: "chart-title" }, "Runs"), toolbar, el("div", { class: "chart-box" }, canvas));
-    const slow = el("div", { class: "panel", id: "slowest" }, el("h2", {}, "Slowest flows (p95 of completed runs)"));
-    const errors = el("div", { class: "panel", id: "errors" }, el("h2", {}, "Most frequent step errors"));
+    const slow = el("div", { class: "panel", id: "slowest" }, el("h2", {}, "Slowest flows (p95 of completed runs)"), el("p", { class: "muted" }, "computing over the whole history…"));
+    const errors = el("div", { class: "panel", id: "errors" }, el("h2", {}, "Most frequent step errors"), el("p", { class: "muted" }, "computing over the whole history…"));
     root.replaceChildren(el("h1", {}, "Overview"), cards, chartPanel, el("div", { class: "grid2" }, slow, errors));
 
     let flows = [];
@@ -115,24 +115,34 @@
           el("td", { class: "num" }, flowrun.number(r.failures)), el("td", { class: "num" }, flowrun.number(r.runs)))))) : el("p", { class: "muted" }, "No failed attempts."));
     }
 
+    // The statistics and the chart are quick; flows and errors are whole-history aggregates the server may
+    // still be computing when it has just started: each part is drawn as soon as its answer arrives.
     let busy = false;
     async function refresh() {
       if (busy) return;
       busy = true;
       const s = state();
-      try {
-        const [stats, series, flowList, errorList] = await Promise.all([
-          flowrun.api("statistics"),
-          flowrun.api("timeseries", { granularity: s.granularity, window: s.window, flow_id: s.flow_id }),
-          flowrun.api("flows"), flowrun.api("errors"),
-        ]);
-        flows = flowList.flows;
-        drawToolbar(); drawStats(stats); drawChart(series); drawSlowest(flowList.slowest); drawErrors(errorList.errors);
+      const shown = (error) => {
         root.querySelectorAll(".problem").forEach((p) => p.remove());
+        if (error) root.prepend(flowrun.problem(error));
+      };
+      const core = Promise.all([
+        flowrun.api("statistics"),
+        flowrun.api("timeseries", { granularity: s.granularity, window: s.window, flow_id: s.flow_id }),
+      ]).then(([stats, series]) => {
+        drawToolbar(); drawStats(stats); drawChart(series);
         root.dataset.loaded = String(Number(root.dataset.loaded || 0) + 1);
+      });
+      const aggregates = Promise.all([flowrun.api("flows"), flowrun.api("errors")]).then(([flowList, errorList]) => {
+        flows = flowList.flows;
+        drawToolbar(); drawSlowest(flowList.slowest); drawErrors(errorList.errors);
+        slow.dataset.loaded = "1";
+      });
+      try {
+        await Promise.all([core, aggregates]);
+        shown(null);
       } catch (error) {
-        root.querySelectorAll(".problem").forEach((p) => p.remove());
-        root.prepend(flowrun.problem(error));
+        shown(error);
       } finally {
         busy = false;
       }
