@@ -213,3 +213,11 @@ def test_runs_in_a_tmux_pane_of_80_by_24(seeded_cli: Cli, tmp_path: Path) -> Non
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
     _seen_at_80(pane, page["runs"][:12])  # what 24 lines show of the table (its top scrolled away)
+
+
+def test_dashboard_for_the_runs_already_stored(seeded_cli: Cli, store: FlowRunStore) -> None:
+    board, table = seeded_cli.run_many(["dashboard", "--json"], ["dashboard"])
+    got = json.loads(board.stdout)
+    assert got["statistics"] == jsonable(store.get_statistics())
+    assert sum(row["runs"] for row in got["status_totals"]) == store.get_runs_page(take=1).total_count
+    assert "Runs by status" in table.stdout and "Statistics" in table.stdout
