@@ -111,8 +111,8 @@ def chunk_tables(first: int, n: int, total: int, rng: np.random.Generator) -> di
     keys = pa.array(np.tile(np.array(STEPS, dtype=object), n).tolist(), pa.string())
     step_failed = np.zeros((n, len(STEPS)), dtype=bool)
     step_failed[:, -1] = failed
-    step_failed = step_failed.ravel()
-    status = pa.array(np.where(step_failed, "Failed", "Succeeded"))
+    failed_steps = step_failed.ravel()
+    status = pa.array(np.where(failed_steps, "Failed", "Succeeded"))
     step_index = pa.array(np.arange(first * len(STEPS), first * len(STEPS) + per_step, dtype=np.int64))
     common = {
         "run_id": step_ids,
@@ -121,10 +121,10 @@ def chunk_tables(first: int, n: int, total: int, rng: np.random.Generator) -> di
         "status": status,
         "input_json": _text('{"step": ', step_index, ', "args": {"limit": 1000, "dry_run": false}}'),
         "output_json": pc.if_else(
-            pa.array(step_failed), pa.nulls(per_step, pa.string()), _text('{"rows": ', step_index, ', "ok": true}')
+            pa.array(failed_steps), pa.nulls(per_step, pa.string()), _text('{"rows": ', step_index, ', "ok": true}')
         ),
         "error_message": pc.if_else(
-            pa.array(step_failed),
+            pa.array(failed_steps),
             pa.scalar("upstream returned 503: service unavailable"),
             pa.nulls(per_step, pa.string()),
         ),

@@ -139,7 +139,7 @@ def main() -> None:
         day_until = (NOW + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
         hour_until = (NOW + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
         # The direct counterpart of a cached answer is the cache's own lookup.
-        app_insights = server.config.app.state.ui.insights  # type: ignore[attr-defined]
+        app_insights = server.config.app.state.ui.insights  # type: ignore[union-attr]
         overview = [
             ("statistics", api("/api/statistics"), store.get_statistics),
             (

@@ -9,6 +9,7 @@ what keeps it from drifting: every public method of ``oltp.RunStore`` and of
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import pytest
 
@@ -22,9 +23,11 @@ def _public_methods(cls: type) -> list[str]:
     return sorted(name for name, member in inspect.getmembers(cls, inspect.isfunction) if not name.startswith("_"))
 
 
-def _shape(function: object) -> tuple[list[tuple[str, object, object]], object]:
-    signature = inspect.signature(function)  # type: ignore[arg-type]
-    parameters = [(p.name, p.kind, p.default) for p in signature.parameters.values() if p.name != "self"]
+def _shape(function: Callable[..., object]) -> tuple[list[tuple[str, object, object]], object]:
+    signature = inspect.signature(function)
+    parameters: list[tuple[str, object, object]] = [
+        (p.name, p.kind, p.default) for p in signature.parameters.values() if p.name != "self"
+    ]
     return parameters, signature.return_annotation
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from oltp.errors import (
 )
 from oltp.records import DashboardStatistics, Granularity, RunsPage
 from oltp.store import RunStore
+from tests.conftest import FakeClock
 from tests.olap import archive_writer
 from tests.olap.oracle import SEARCHES
 from tests.olap.workload import START, expected_page, play
@@ -64,7 +66,9 @@ def offline() -> RunAnalytics:
         (lambda a: a.sql("   "), InvalidArgument),
     ],
 )
-def test_bad_arguments_raise_before_any_read(offline: RunAnalytics, call, error) -> None:
+def test_bad_arguments_raise_before_any_read(
+    offline: RunAnalytics, call: Callable[[RunAnalytics], object], error: type[Exception]
+) -> None:
     with pytest.raises(error) as info:
         call(offline)
     assert isinstance(info.value, ValueError)
@@ -86,7 +90,7 @@ def test_a_reader_needs_somewhere_to_read() -> None:
         RunAnalytics(None, None)
 
 
-def test_an_empty_store_answers_with_zeros(dsn: str, clock, tmp_path: Path) -> None:
+def test_an_empty_store_answers_with_zeros(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     for reader in (
         RunAnalytics(dsn, str(tmp_path / "nothing-yet"), clock=clock),
         RunAnalytics(dsn, None, clock=clock),
@@ -108,11 +112,11 @@ def test_an_empty_store_answers_with_zeros(dsn: str, clock, tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("with_dsn", [True, False])
-def test_a_closed_reader_raises_store_unavailable(dsn: str, clock, tmp_path: Path, with_dsn: bool) -> None:
+def test_a_closed_reader_raises_store_unavailable(dsn: str, clock: FakeClock, tmp_path: Path, with_dsn: bool) -> None:
     reader = RunAnalytics(dsn if with_dsn else None, str(tmp_path), clock=clock)
     reader.get_statistics()
     reader.close()
-    for call in (
+    calls: tuple[Callable[[RunAnalytics], object], ...] = (
         lambda a: a.get_statistics(),
         lambda a: a.get_runs(),
         lambda a: a.get_runs_page(search="x"),
@@ -121,13 +125,14 @@ def test_a_closed_reader_raises_store_unavailable(dsn: str, clock, tmp_path: Pat
         lambda a: a.get_run_detail(uuid.uuid4()),
         lambda a: a.runs(),
         lambda a: a.sql("SELECT 1"),
-    ):
+    )
+    for call in calls:
         with pytest.raises(StoreUnavailable):
             call(reader)
     reader.close()  # closing twice is harmless
 
 
-def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, clock, tmp_path: Path) -> None:
+def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     flow = uuid.uuid4()
     # Ids spread over every leading byte, so byte order and text order are both exercised.
@@ -158,7 +163,7 @@ def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, cl
     reader.close()
 
 
-def test_files_not_in_the_manifest_are_ignored(dsn: str, clock, tmp_path: Path) -> None:
+def test_files_not_in_the_manifest_are_ignored(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     rid = uuid.uuid4()
     store.start_run(uuid.uuid4(), "real", rid, "manual")
@@ -192,7 +197,7 @@ def test_files_not_in_the_manifest_are_ignored(dsn: str, clock, tmp_path: Path) 
     reader.close()
 
 
-def test_sql_reports_bad_queries_as_bad_arguments(dsn: str, clock) -> None:
+def test_sql_reports_bad_queries_as_bad_arguments(dsn: str, clock: FakeClock) -> None:
     reader = RunAnalytics(dsn, None, clock=clock)
     with pytest.raises(InvalidArgument):
         reader.sql("SELECT nope FROM runs")
@@ -202,7 +207,7 @@ def test_sql_reports_bad_queries_as_bad_arguments(dsn: str, clock) -> None:
     reader.close()
 
 
-def test_one_reader_serves_many_threads(dsn: str, clock, tmp_path: Path) -> None:
+def test_one_reader_serves_many_threads(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     flow = uuid.uuid4()
     for i in range(40):
@@ -246,7 +251,7 @@ def test_one_reader_serves_many_threads(dsn: str, clock, tmp_path: Path) -> None
     reader.close()
 
 
-def test_a_term_holding_the_field_separator_never_spans_two_fields(dsn: str, clock, tmp_path: Path) -> None:
+def test_a_term_holding_the_field_separator_never_spans_two_fields(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     inside, plain = uuid.uuid4(), uuid.uuid4()
     store.start_run(uuid.uuid4(), "left\x1fright", inside, "manual")
@@ -268,7 +273,7 @@ def test_a_term_holding_the_field_separator_never_spans_two_fields(dsn: str, clo
     reader.close()
 
 
-def test_a_dropped_connection_is_unavailable_once_then_reopened(dsn: str, clock) -> None:
+def test_a_dropped_connection_is_unavailable_once_then_reopened(dsn: str, clock: FakeClock) -> None:
     store = RunStore(dsn, clock=clock)
     store.start_run(uuid.uuid4(), "f", uuid.uuid4(), "manual")
     store.close()
@@ -286,7 +291,7 @@ def test_a_dropped_connection_is_unavailable_once_then_reopened(dsn: str, clock)
     reader.close()
 
 
-def test_search_answers_alike_from_the_files_and_from_the_documents(dsn: str, clock, tmp_path: Path) -> None:
+def test_search_answers_alike_from_the_files_and_from_the_documents(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     model = play(store, clock)
     root = tmp_path / "archive"

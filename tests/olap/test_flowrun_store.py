@@ -7,10 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 from flowrun import FlowRunStore
+from tests.conftest import FakeClock
 from tests.olap import archive_writer
 
 
-def test_the_front_door_reports_over_both_places(dsn: str, clock, tmp_path: Path) -> None:
+def test_the_front_door_reports_over_both_places(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     root = tmp_path / "archive"
     with FlowRunStore.open(dsn=dsn, archive=root, clock=clock, home=tmp_path / "home") as store:
         flow, old, new = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -10,6 +10,7 @@ answer is also the same in every state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -20,6 +21,7 @@ import sync
 from olap import RunAnalytics
 from oltp.records import RunStatus, StepStatus
 from oltp.store import RunStore
+from tests.conftest import FakeClock
 from tests.olap import archive_writer
 from tests.olap.oracle import check
 from tests.olap.workload import START, Run, play, snapshot_runs
@@ -34,7 +36,7 @@ class ArchiveJobs(Protocol):
 class SyncJobs:
     """The real exporter, prune and compaction of the ``sync`` package."""
 
-    def __init__(self, dsn: str, root: Path, clock) -> None:
+    def __init__(self, dsn: str, root: Path, clock: FakeClock) -> None:
         self.dsn, self.root, self.clock = dsn, root, clock
 
     def export(self) -> int:
@@ -51,7 +53,7 @@ class SyncJobs:
 class WriterJobs:
     """The tests' own writer of docs/archive.md (tiny row groups, its own file naming)."""
 
-    def __init__(self, dsn: str, root: Path, clock) -> None:
+    def __init__(self, dsn: str, root: Path, clock: FakeClock) -> None:
         self.dsn, self.root, self.clock = dsn, root, clock
 
     def export(self) -> int:
@@ -65,7 +67,9 @@ class WriterJobs:
 
 
 @pytest.mark.parametrize("jobs_kind", [SyncJobs, WriterJobs], ids=["sync", "test-writer"])
-def test_every_answer_matches_the_oracle_in_every_state(dsn: str, clock, tmp_path: Path, jobs_kind) -> None:
+def test_every_answer_matches_the_oracle_in_every_state(
+    dsn: str, clock: FakeClock, tmp_path: Path, jobs_kind: Callable[[str, Path, FakeClock], ArchiveJobs]
+) -> None:
     store = RunStore(dsn, clock=clock)
     model = play(store, clock)
     root = tmp_path / "archive"

@@ -6,6 +6,7 @@ Every test runs against ``RunStore`` (PostgreSQL) and ``InMemoryRunStore``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -146,13 +147,14 @@ def test_unknown_ids_raise_or_answer_empty_as_specified(store: Any) -> None:
     before = observe(store, [known])
     ghost = uuid.uuid4()
 
-    for call in (
+    calls: tuple[Callable[[], object], ...] = (
         lambda: store.record_step_start(ghost, "s", "task"),
         lambda: store.record_step_complete(ghost, "s", "Succeeded"),
         lambda: store.complete_run(ghost, "Succeeded"),
         lambda: store.retry_step(ghost, "s"),
         lambda: store.try_record_dispatch(ghost, "s"),
-    ):
+    )
+    for call in calls:
         with pytest.raises(RunNotFound) as info:
             call()
         assert info.value.run_id == ghost

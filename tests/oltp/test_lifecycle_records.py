@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -216,7 +217,7 @@ def test_a_clock_that_does_not_return_an_aware_datetime_is_rejected(store: Any, 
     good = clock.now
     clock.now = bad_now
     new = uuid.uuid4()
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: store.start_run(FLOW, "f", new, "manual"),
         lambda: store.record_step_start(rid, "s", "task"),
         lambda: store.record_step_complete(rid, "s", "Succeeded"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -173,6 +174,10 @@ def _arguments(good: tuple[Any, ...], index: int, bad: Any, run_id: uuid.UUID) -
     return args
 
 
+def _call(store: object, method: str, args: list[Any]) -> object:
+    return getattr(store, method)(*args)
+
+
 def _assert_rejected(call: Callable[[], Any], expected: type[InvalidArgument], label: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         call()
@@ -210,7 +215,7 @@ def test_bad_argument_is_refused_before_any_read_or_write(
             for bad, expected in bad_values:
                 args = _arguments(good, index, bad, run_id)
                 label = f"{method}{tuple(args)!r} on {'known' if run_id == known else 'unknown'} run"
-                _assert_rejected(lambda args=args: getattr(store, method)(*args), expected, label)
+                _assert_rejected(partial(_call, store, method, args), expected, label)
         assert clock.calls == clock_calls, "a rejected call asked the clock for the time"
         assert observe(store, [known, ghost]) == before
         if which == "postgres":
@@ -222,7 +227,7 @@ def test_bad_argument_is_refused_before_any_read_or_write(
         # The store is closed: any call that reached for a connection would fail differently.
         for bad, expected in bad_values:
             args = _arguments(good, index, bad, known)
-            _assert_rejected(lambda args=args: getattr(store, method)(*args), expected, f"closed store {case}")
+            _assert_rejected(partial(_call, store, method, args), expected, f"closed store {case}")
 
 
 def test_every_lifecycle_method_has_bad_argument_cases() -> None:

@@ -164,10 +164,12 @@ def test_six_threads_starting_one_step_get_sixty_distinct_attempts(store: Any) -
         return go
 
     assert run_together(*(ten_starts(t) for t in range(6))) == [None] * 6
-    step = store.get_run_detail(rid).steps[0]  # type: ignore[union-attr]
+    detail = store.get_run_detail(rid)
+    assert detail is not None and detail.steps
+    step = detail.steps[0]
     assert [a.attempt for a in step.attempts] == list(range(1, 61))
     assert step.attempt_count == 60
-    assert sorted(a.input_json for a in step.attempts) == sorted(  # type: ignore[type-var]
+    assert sorted(a.input_json or "" for a in step.attempts) == sorted(
         f'{{"thread": {t}, "n": {n}}}' for t in range(6) for n in range(10)
     )
     assert (step.input_json, step.job_id) == (step.attempts[-1].input_json, step.attempts[-1].job_id)

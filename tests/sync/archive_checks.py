@@ -65,7 +65,7 @@ def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -
     run_copies = Counter((r[0], r[1]) for r in query(archive, "runs", "SELECT id, revision FROM t"))
     doubled = [key for key, n in run_copies.items() if n > 1]
     assert doubled == [], f"runs archived twice at one revision: {doubled}"
-    newest = {}
+    newest: dict[uuid.UUID, int] = {}
     for rid, rev in run_copies:
         newest[rid] = max(rev, newest.get(rid, 0))
     assert {rid: newest.get(rid) for rid in live} == live, "a completed run is missing or not at its newest revision"

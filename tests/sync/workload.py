@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from oltp.store import RunStore
+from oltp.contract import LifecycleStore
 from tests.conftest import FakeClock
 
 FLOWS = [uuid.UUID(int=0xF10), uuid.UUID(int=0xF11)]
@@ -23,10 +23,10 @@ TERMINAL = ["Succeeded", "Failed", "Cancelled", "TimedOut", "Skipped"]
 
 
 def play(
-    store: RunStore, clock: FakeClock, count: int, *, hours_apart: float = 9.0, complete: bool = True
+    store: LifecycleStore, clock: FakeClock, count: int, *, hours_apart: float = 9.0, complete: bool = True
 ) -> list[uuid.UUID]:
     """Start, step and (by default) complete ``count`` runs, ``hours_apart`` hours apart; returns their ids."""
-    ids = []
+    ids: list[uuid.UUID] = []
     for n in range(count):
         clock.advance(hours=hours_apart, microseconds=n + 1)
         rid = uuid.uuid4()
@@ -69,7 +69,7 @@ def play(
     return ids
 
 
-def reopen_and_complete(store: RunStore, clock: FakeClock, run_id: uuid.UUID, status: str = "Succeeded") -> None:
+def reopen_and_complete(store: LifecycleStore, clock: FakeClock, run_id: uuid.UUID, status: str = "Succeeded") -> None:
     """Retry the run's first step, run it again, and complete the run: a new revision."""
     store.retry_step(run_id, "fetch")
     clock.advance(seconds=5)
