@@ -75,7 +75,16 @@ def _finish(cli: Cli) -> uuid.UUID:
 
 def test_export_every_says_nothing_when_idle_and_stops_with_one_line(cli: Cli) -> None:
     first = _finish(cli)
-    proc = _exporter(cli, "--json")
+    with _exporter(cli, "--json") as proc:
+        second = _idle_then_sigterm(cli, proc)
+    with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive, migrate=False) as store:
+        details = [store.get_run_detail(r) for r in (first, second)]
+    assert [d.status if d else None for d in details] == ["Succeeded", "Succeeded"]
+    assert _count(cli.dsn, "archived_runs") == 2
+
+
+def _idle_then_sigterm(cli: Cli, proc: subprocess.Popen[str]) -> uuid.UUID:
+    """Read the first round's line, finish a second run, read its round, stop with SIGTERM; the second run."""
     try:
         assert proc.stdout is not None and proc.stderr is not None
         line = json.loads(proc.stdout.readline())
@@ -89,17 +98,18 @@ def test_export_every_says_nothing_when_idle_and_stops_with_one_line(cli: Cli) -
         stderr = proc.stderr.read().strip().splitlines()
         assert stderr[-1].startswith("stopped by SIGTERM:") and "2 run(s) archived" in stderr[-1], stderr
         assert "Traceback" not in "\n".join(stderr)
+        return second
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-    with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive, migrate=False) as store:
-        assert {store.get_run_detail(r).status for r in (first, second)} == {"Succeeded"}  # type: ignore[union-attr]
-    assert _count(cli.dsn, "archived_runs") == 2
 
 
 def test_export_every_verbose_reports_idle_rounds_and_sigint_ends_with_one_line(cli: Cli) -> None:
-    proc = _exporter(cli, "--json", "--verbose")
+    with _exporter(cli, "--json", "--verbose") as proc:
+        _idle_round_then_sigint(proc)
+
+
+def _idle_round_then_sigint(proc: subprocess.Popen[str]) -> None:
     try:
         assert proc.stdout is not None and proc.stderr is not None
         assert json.loads(proc.stdout.readline())["runs"] == 0
@@ -110,4 +120,3 @@ def test_export_every_verbose_reports_idle_rounds_and_sigint_ends_with_one_line(
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()

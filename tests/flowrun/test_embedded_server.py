@@ -78,7 +78,7 @@ def test_server_commands_and_a_killed_user(tmp_path: Path) -> None:
     finally:
         if user.poll() is None:
             user.kill()
-            user.wait()
+        user.communicate()  # reaps it and closes its pipes
     status = _flowrun(home, "server", "status", "--json")
     assert status["running"] and status["users"] == [] and status["stale_users"] == [user.pid]  # the truth
 
