@@ -1,17 +1,30 @@
 """flowrun-store: run history for workflow engines, on PostgreSQL, Parquet and DuckDB."""
 
 from flowrun.store import FlowRunStore
+from oltp.async_store import AsyncRunStore
+from oltp.contract import LifecycleStore
 from oltp.errors import (
+    ArchiveBusy,
+    DatabaseError,
     FlowRunStoreError,
     InvalidArgument,
+    InvalidJson,
+    InvalidPaging,
+    InvalidStatus,
+    InvalidTimeRange,
     InvalidTransition,
+    MigrationRequired,
+    NaiveDatetime,
     RunAlreadyExists,
     RunNotFound,
+    StaleAttempt,
     StepNotFound,
     StoreUnavailable,
 )
+from oltp.memory import InMemoryRunStore
 from oltp.records import (
     DashboardStatistics,
+    DispatchRecord,
     FlowRunRecord,
     FlowStepAttemptRecord,
     FlowStepRecord,
@@ -21,22 +34,37 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
+from sync.errors import ArchiveConflict
 
 __all__ = [
+    "ArchiveBusy",
+    "ArchiveConflict",
+    "AsyncRunStore",
     "DashboardStatistics",
+    "DatabaseError",
+    "DispatchRecord",
     "FlowRunRecord",
     "FlowRunStore",
     "FlowRunStoreError",
     "FlowStepAttemptRecord",
     "FlowStepRecord",
     "Granularity",
+    "InMemoryRunStore",
     "InvalidArgument",
+    "InvalidJson",
+    "InvalidPaging",
+    "InvalidStatus",
+    "InvalidTimeRange",
     "InvalidTransition",
+    "LifecycleStore",
+    "MigrationRequired",
+    "NaiveDatetime",
     "RunAlreadyExists",
     "RunNotFound",
     "RunStatus",
     "RunTimeseriesBucket",
     "RunsPage",
+    "StaleAttempt",
     "StepNotFound",
     "StepStatus",
     "StoreUnavailable",

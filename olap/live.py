@@ -24,7 +24,8 @@ from psycopg import sql
 
 from oltp import rows
 from oltp.connection import schema_name
-from oltp.errors import DatabaseError, FlowRunStoreError, StoreUnavailable
+from oltp.errors import FlowRunStoreError
+from oltp.sqlstate import error_for, first_line
 
 # The record columns of oltp, plus the run's revision that decides which copy of a run wins.
 RUN_COLUMNS = rows.RUN_COLUMNS + ", revision"
@@ -108,15 +109,9 @@ def _translated() -> Iterator[None]:
         yield
     except FlowRunStoreError:
         raise
-    except (adbc_api.OperationalError, adbc_api.InterfaceError) as exc:
-        raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
     except adbc_api.Error as exc:
-        raise DatabaseError(f"database error: {_first_line(exc)}") from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        connection_error = isinstance(exc, adbc_api.OperationalError | adbc_api.InterfaceError)
+        raise error_for(exc.sqlstate or None, first_line(exc), connection_error=connection_error) from exc
 
 
 # Changes whenever a file is listed or unlisted, even within one clock tick.

@@ -98,9 +98,12 @@ def json_text(value: object, name: str) -> str | None:
     return checked
 
 
-def run_status(value: object, *, terminal: bool = False, case_insensitive: bool = False) -> RunStatus:
-    """Parse a run status; ``terminal`` rejects Running, ``case_insensitive`` folds case."""
-    status = _parse_enum(RunStatus, value, case_insensitive)
+def run_status(value: object, *, terminal: bool = False, case_insensitive: bool = True) -> RunStatus:
+    """Parse a run status, in any letter case; ``terminal`` rejects Running.
+
+    ``case_insensitive`` is kept for callers written when only filters folded case; it changes nothing.
+    """
+    status = _parse_enum(RunStatus, value)
     if terminal and not status.is_terminal:
         allowed = ", ".join(s.value for s in RunStatus if s.is_terminal)
         raise InvalidStatus(f"a run can only be completed with a terminal status ({allowed}), got {value!r}")
@@ -108,16 +111,19 @@ def run_status(value: object, *, terminal: bool = False, case_insensitive: bool 
 
 
 def step_status(value: object) -> StepStatus:
-    """Parse a step status (exact spelling or the enum)."""
-    return _parse_enum(StepStatus, value, False)
+    """Parse a step status, in any letter case."""
+    return _parse_enum(StepStatus, value)
 
 
-def _parse_enum(kind: type[E], value: object, case_insensitive: bool) -> E:
+def _parse_enum(kind: type[E], value: object) -> E:
+    # Statuses are accepted in any letter case and always stored in their canonical
+    # spelling, so filters, writes and reads agree ("failed" is Failed everywhere).
     if isinstance(value, kind):
         return value
     if isinstance(value, str):
+        folded = value.lower()
         for member in kind:
-            if value == member.value or (case_insensitive and value.lower() == member.value.lower()):
+            if folded == member.value.lower():
                 return member
     allowed = ", ".join(m.value for m in kind)
     raise InvalidStatus(f"invalid {kind.__name__} {value!r}; expected one of {allowed}")

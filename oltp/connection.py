@@ -17,23 +17,22 @@ import select
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
 import psycopg_pool
 from psycopg import sql
 
-from oltp.errors import DatabaseError, FlowRunStoreError, InvalidArgument, StoreUnavailable
+from oltp.errors import FlowRunStoreError, InvalidArgument, StoreUnavailable
+from oltp.plan import Plan, run_plan
+from oltp.sqlstate import CONFLICTS, error_for, first_line
 
 T = TypeVar("T")
 
 DEFAULT_SCHEMA = "flowrun"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Deadlocks and serialization failures abort a statement without effect, so retrying
-# it is always safe; connection losses are not retried (a commit may have landed).
-_RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
-_MAX_RETRIES = 5
+MAX_RETRIES = 5
 
 
 def schema_name(value: str) -> str:
@@ -59,42 +58,25 @@ def connect(dsn: str, schema: str, *, autocommit: bool = True) -> psycopg.Connec
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Re-raise driver errors as ``FlowRunStoreError`` subclasses, chained to the original."""
+    """Re-raise driver errors as ``FlowRunStoreError`` subclasses (``oltp.sqlstate``), chained to the original."""
     try:
         yield
     except FlowRunStoreError:
         raise
     except psycopg_pool.PoolTimeout as exc:
         raise StoreUnavailable(f"no database connection available: {exc}") from exc
-    except _RETRYABLE as exc:  # before OperationalError: they are subclasses of it
-        raise StoreUnavailable(f"transaction aborted by a conflict, retry: {_first_line(exc)}") from exc
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        if _unreachable(exc):
-            raise StoreUnavailable(f"database unavailable: {_first_line(exc)}") from exc
-        raise DatabaseError(f"database error [{exc.sqlstate}]: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise DatabaseError(f"database error [{exc.sqlstate}]: {_first_line(exc)}") from exc
+        connection_error = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        raise error_for(exc.sqlstate, first_line(exc), connection_error=connection_error) from exc
 
 
-# Class 08 is "connection exception"; 57P01-57P03 are the server shutting down, crashing
-# or starting up; 53300 is "too many connections". psycopg files other errors under
-# OperationalError too - a key too long for its index (54000), a statement timeout
-# (57014) - but retrying those would fail again, so they are not "unavailable".
-_UNREACHABLE_STATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+def is_conflict(exc: BaseException) -> bool:
+    """True when a store error was caused by a conflict that aborted a statement without effect."""
+    cause = exc.__cause__
+    return isinstance(cause, psycopg.Error) and cause.sqlstate in CONFLICTS
 
 
-def _unreachable(exc: psycopg.Error) -> bool:
-    """True when the error says the server cannot be reached (no SQLSTATE: the socket is gone)."""
-    state = exc.sqlstate
-    return state is None or state.startswith("08") or state in _UNREACHABLE_STATES
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _closed_by_server(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+def closed_by_server(conn: psycopg.BaseConnection[Any]) -> bool:
     """True when an idle connection is closed, or has input waiting (the server's goodbye, or EOF)."""
     if conn.closed:
         return True
@@ -144,6 +126,9 @@ class Database:
             self._pool.close()  # stop its workers from reconnecting forever
             raise
 
+    def open(self) -> None:
+        """Nothing to do: the pool opened in the constructor (kept so both stores read alike)."""
+
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
         """Borrow a live connection; driver errors come out translated."""
@@ -163,7 +148,7 @@ class Database:
         # call after a restart does not fail for a reason that is already over.
         for _ in range(self._max_size + 1):
             conn = self._pool.getconn()
-            if not _closed_by_server(conn):
+            if not closed_by_server(conn):
                 return conn
             conn.close()
             self._pool.putconn(conn)  # the pool discards a closed connection and opens a new one
@@ -177,10 +162,14 @@ class Database:
                 with self.connection() as conn:
                     return work(conn)
             except StoreUnavailable as exc:
-                if not isinstance(exc.__cause__, _RETRYABLE) or attempt >= _MAX_RETRIES:
+                if not is_conflict(exc) or attempt >= MAX_RETRIES:
                     raise
             time.sleep(0.002 * attempt)
             attempt += 1
+
+    def execute(self, plan: Callable[[], Plan[T]]) -> T:
+        """Carry out the plan ``plan()`` makes, on a pooled connection (a new plan for each retry)."""
+        return self.run(lambda conn: run_plan(conn, plan()))
 
     def close(self) -> None:
         """Close every connection of the pool."""

@@ -92,3 +92,21 @@ class MigrationRequired(FlowRunStoreError):
 
 class ArchiveBusy(FlowRunStoreError):
     """Another exporter or compactor holds the archive lock; try again later."""
+
+
+class StaleAttempt(InvalidTransition):
+    """A completion named an attempt that is no longer the step's newest; nothing was written.
+
+    A worker that lost its dispatch (its lease expired and another worker started the
+    step again) gets this instead of overwriting its successor's attempt.
+    """
+
+    def __init__(self, run_id: uuid.UUID, step_key: str, attempt: int, newest: int) -> None:
+        self.run_id = run_id
+        self.step_key = step_key
+        self.attempt = attempt
+        self.newest = newest
+        super().__init__(
+            f"attempt {attempt} of step {step_key!r} in run {run_id} is not the newest (that is {newest});"
+            " the completion is refused"
+        )

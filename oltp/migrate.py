@@ -1,9 +1,10 @@
 """Create or upgrade the store's schema in PostgreSQL.
 
-A database without our tables is created from ``oltp.schema`` in one transaction
-and stamped at the newest migration; a database at an older revision is
-upgraded with alembic. ``check`` tells a caller that chose not to migrate
-whether the schema is usable, naming the command that fixes it.
+Every database, new or old, is brought to the newest revision by running the
+alembic revisions in ``oltp/migrations`` in order, each with its own frozen
+SQL, so a new database and an upgraded one are built by the same statements.
+``check`` tells a caller that chose not to migrate whether the schema is
+usable, naming the command that fixes it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from psycopg import sql
 
 from oltp.connection import connect, schema_name, translate_errors
 from oltp.errors import MigrationRequired
-from oltp.schema import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # One migration at a time per database, whatever the schema: concurrent `open(migrate=True)`
@@ -82,14 +82,7 @@ def upgrade(dsn: str, schema: str = "flowrun") -> str:
             assert isinstance(raw, psycopg.Connection)
             raw.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             conn.commit()
-            cfg = _config(conn, schema)
-            ctx = MigrationContext.configure(conn, opts={"version_table_schema": schema})
-            if ctx.get_current_revision() is None and not sa.inspect(conn).has_table("flow_runs", schema):
-                metadata.create_all(conn)
-                conn.commit()
-                command.stamp(cfg, "head")
-            else:
-                command.upgrade(cfg, "head")
+            command.upgrade(_config(conn, schema), "head")
             conn.commit()
             return head_revision()
         finally:

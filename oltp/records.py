@@ -135,3 +135,19 @@ class RunsPage(NamedTuple):
 
     runs: list[FlowRunRecord]
     total_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRecord:
+    """An open dispatch of a step: who holds it, the job it became, and until when its lease runs.
+
+    ``owner`` and ``lease_expires_at`` are None for a dispatch recorded without a lease
+    (the seed's guard); ``job_id`` is what ``annotate_dispatch`` attached, if anything.
+    """
+
+    run_id: uuid.UUID
+    step_key: str
+    dispatched_at: datetime
+    job_id: str | None
+    owner: str | None
+    lease_expires_at: datetime | None

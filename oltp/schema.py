@@ -3,16 +3,17 @@
 Tables are declared without a schema: every connection sets ``search_path`` to
 the configured PostgreSQL schema (default ``flowrun``), so one definition
 serves any schema name and the store can share a database with its host
-application. A fresh database is created from this metadata and stamped at the
-newest migration; older databases are upgraded by the migrations in
-``oltp/migrations`` (the pattern of Dagster's run storage).
+application. Databases are built by the migrations in ``oltp/migrations``, each
+with its own frozen SQL; a test checks that what they build equals this
+metadata (alembic's comparison), so a change here without a revision fails.
+The trigram search indexes and the step-write functions are not expressible
+here; they are created by revisions 0001 (search indexes), 0003 (change
+notification triggers) and 0004/0005 (step-write functions).
 """
 
 from __future__ import annotations
 
-import psycopg
 import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy.dialects.postgresql import UUID
 
 from oltp.records import RunStatus, StepStatus
@@ -53,6 +54,10 @@ flow_runs = sa.Table(
     # Bumped by complete_run, retry_step and any step write to a terminal run, so the
     # archive can tell which exported copy of a run is the newest.
     sa.Column("revision", sa.BigInteger, nullable=False, server_default="1"),
+    # Run control (not archived): a trigger's idempotency key, a cancel request, a deadline.
+    sa.Column("idempotency_key", sa.Text),
+    sa.Column("cancel_requested_at", TS),
+    sa.Column("deadline", TS),
     sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
     sa.CheckConstraint("(status = 'Running') = (completed_at IS NULL)", name="completed_at_iff_terminal"),
     sa.CheckConstraint("revision >= 1", name="revision_positive"),
@@ -62,6 +67,18 @@ sa.Index("ix_flow_runs_started", flow_runs.c.started_at.desc(), flow_runs.c.id.d
 sa.Index("ix_flow_runs_flow_started", flow_runs.c.flow_id, flow_runs.c.started_at.desc(), flow_runs.c.id.desc())
 sa.Index("ix_flow_runs_source", flow_runs.c.source_run_id, postgresql_where=sa.text("source_run_id IS NOT NULL"))
 sa.Index("ix_flow_runs_completed", flow_runs.c.completed_at, postgresql_where=sa.text("completed_at IS NOT NULL"))
+sa.Index(
+    "uq_flow_runs_flow_id_idempotency_key",
+    flow_runs.c.flow_id,
+    flow_runs.c.idempotency_key,
+    unique=True,
+    postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+)
+sa.Index(
+    "ix_flow_runs_deadline",
+    flow_runs.c.deadline,
+    postgresql_where=sa.text("status = 'Running' AND deadline IS NOT NULL"),
+)
 
 flow_steps = sa.Table(
     "flow_steps",
@@ -109,7 +126,15 @@ flow_dispatches = sa.Table(
     sa.Column("step_key", sa.Text, nullable=False),
     sa.Column("dispatched_at", TS, nullable=False),
     sa.Column("job_id", sa.Text),
+    # A leased dispatch: who renews it, and until when (both NULL without a lease).
+    sa.Column("owner", sa.Text),
+    sa.Column("lease_expires_at", TS),
     sa.PrimaryKeyConstraint("run_id", "step_key"),
+)
+sa.Index(
+    "ix_flow_dispatches_lease",
+    flow_dispatches.c.lease_expires_at,
+    postgresql_where=sa.text("lease_expires_at IS NOT NULL"),
 )
 
 # The export outbox: written in the same transaction as the change that makes a run
@@ -172,59 +197,3 @@ ATTEMPT_SEARCH_EXPRESSION = (
     "(step_key || chr(31) || coalesce(error_message, '') || chr(31) || coalesce(output_json, ''))"
 )
 SEARCH_SEPARATOR = "\x1f"
-
-sa.event.listen(
-    metadata,
-    "before_create",
-    sa.DDL(  # type: ignore[no-untyped-call]
-        "CREATE EXTENSION IF NOT EXISTS pg_trgm"
-    ),
-)
-
-
-def _create_search_indexes(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
-    # pg_trgm lives in whichever schema first installed it (another store's schema, or the
-    # application's); our search_path holds only our schema and public, so name its
-    # operator class by the extension's schema rather than rely on the path.
-    raw = connection.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    row = raw.execute(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"
-    ).fetchone()
-    assert row is not None, "pg_trgm is created before the tables"
-    opclass = sql.SQL("{}.gin_trgm_ops").format(sql.Identifier(str(row[0])))
-    for index, table, expression in (
-        ("ix_flow_runs_search_trgm", "flow_runs", RUN_SEARCH_EXPRESSION),
-        ("ix_flow_step_attempts_search_trgm", "flow_step_attempts", ATTEMPT_SEARCH_EXPRESSION),
-    ):
-        raw.execute(
-            sql.SQL("CREATE INDEX {} ON {} USING gin ({} {})").format(
-                sql.Identifier(index), sql.Identifier(table), sql.SQL(expression), opclass
-            )
-        )
-
-
-sa.event.listen(metadata, "after_create", _create_search_indexes)
-
-
-def _create_procedures(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
-    # The step-write procedures are part of the schema: created with the tables, in the
-    # store's schema (the first on the connection's search_path).
-    from oltp import procedures
-
-    for definition in procedures.ALL:
-        connection.exec_driver_sql(definition)
-
-
-sa.event.listen(metadata, "after_create", _create_procedures)
-
-
-def _create_notify_triggers(target: sa.MetaData, connection: sa.Connection, **_: object) -> None:
-    # Writes announce themselves on a NOTIFY channel (see oltp.notify), from the first revision on.
-    from oltp import notify
-
-    for definition in notify.ALL:
-        connection.exec_driver_sql(definition)
-
-
-sa.event.listen(metadata, "after_create", _create_notify_triggers)

@@ -19,25 +19,17 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
-from oltp.errors import DatabaseError, StoreUnavailable
-
-# Connection loss, server shutdown, and conflicts that abort a transaction harmlessly.
-_TRANSIENT_STATES = ("57P01", "57P02", "57P03", "40001", "40P01")
+from oltp.sqlstate import error_for, first_line
 
 
 @contextmanager
 def translate_adbc_errors() -> Iterator[None]:
-    """Re-raise ADBC errors as ``StoreUnavailable`` or ``DatabaseError``, chained to the original."""
+    """Re-raise ADBC errors by the store's SQLSTATE table (``oltp.sqlstate``), chained to the original."""
     try:
         yield
     except adbc_driver_manager.Error as exc:
-        state = exc.sqlstate or ""
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
-        transient = state.startswith("08") or state in _TRANSIENT_STATES
-        if transient or (not state and isinstance(exc, adbc_driver_manager.OperationalError)):
-            raise StoreUnavailable(f"database unavailable: {first}") from exc
-        raise DatabaseError(f"database error [{state or 'adbc'}]: {first}") from exc
+        connection_error = isinstance(exc, adbc_driver_manager.OperationalError | adbc_driver_manager.InterfaceError)
+        raise error_for(exc.sqlstate or None, first_line(exc), connection_error=connection_error) from exc
 
 
 def array_param(values: pa.Array) -> pa.Array:

@@ -62,3 +62,50 @@ def test_a_key_too_large_for_its_index_is_a_database_error_not_unavailable(dsn: 
     )
     assert type(error) is DatabaseError
     assert isinstance(error.__cause__, psycopg.errors.ProgramLimitExceeded)
+
+
+def test_every_public_error_is_importable_from_flowrun() -> None:
+    import flowrun
+    import oltp.errors
+    import sync.errors
+
+    for module in (oltp.errors, sync.errors):
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, FlowRunStoreError):
+                assert getattr(flowrun, name) is value, name
+                assert name in flowrun.__all__
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "connection_error", "expected"),
+    [
+        (None, True, StoreUnavailable),
+        (None, False, DatabaseError),
+        ("08006", False, StoreUnavailable),
+        ("53300", False, StoreUnavailable),
+        ("57P01", False, StoreUnavailable),
+        ("40P01", False, StoreUnavailable),
+        ("57014", True, DatabaseError),
+        ("54000", True, DatabaseError),
+        ("23505", False, DatabaseError),
+    ],
+)
+def test_one_sqlstate_table_for_every_driver(sqlstate: str | None, connection_error: bool, expected: type) -> None:
+    from oltp.sqlstate import error_for
+
+    assert type(error_for(sqlstate, "m", connection_error=connection_error)) is expected
+
+
+def test_adbc_errors_go_through_the_same_table(dsn: str) -> None:
+    from sync.arrow_connection import ArrowConnection
+
+    with ArrowConnection(dsn, "flowrun") as conn, pytest.raises(DatabaseError) as refused:
+        conn.execute("SELECT 1/0")
+    assert "[22012]" in str(refused.value)
+    # A lock wait that times out (55P03) is transient on every path, ADBC's included.
+    with psycopg.connect(dsn) as holder, ArrowConnection(dsn, "flowrun") as conn:
+        holder.execute("LOCK TABLE flowrun.flow_runs IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(StoreUnavailable) as busy, conn.transaction():
+            conn.execute("SET LOCAL lock_timeout = '50ms'")
+            conn.execute("SELECT count(*) FROM flow_runs")
+        assert "lock not available" in str(busy.value)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -64,22 +65,32 @@ BAD_JSON_TEXT: list[str] = [
     "True",
 ]
 BAD_JSON_TYPES: list[Any] = [b"{}", 5, {"a": 1}, ["x"], "{}\x00"]
+# Letter case is not a mistake (statuses fold case); blanks, other words and run-only statuses are.
 BAD_STEP_STATUSES: list[Any] = [
-    "succeeded", "SUCCEEDED", " Succeeded", "Succeeded ", "Done", "", None, 1, "Cancelled", "TimedOut",
+    " Succeeded", "Succeeded ", "Done", "", None, 1, "Cancelled", "TimedOut",
     RunStatus.CANCELLED, "Pending\x00",
 ]  # fmt: skip
 BAD_RUN_STATUSES_FOR_COMPLETE: list[Any] = [
-    "Running", RunStatus.RUNNING, "running", "succeeded", "SUCCEEDED", "Done", "", None, 3, "Pending",
+    "Running", RunStatus.RUNNING, "running", "RUNNING", "Done", "", None, 3, "Pending",
     StepStatus.PENDING, "Failed ",
 ]  # fmt: skip
+
+
+BAD_OWNERS: list[Any] = ["", 42, b"w", "a\x00b", ["w"]]
+BAD_LEASES: list[Any] = [
+    0, -1, 0.01, "5", timedelta(0), timedelta(seconds=-1), timedelta(days=8), float("nan"), float("inf"), True, [1],
+]  # fmt: skip
+BAD_LIMITS: list[Any] = [0, -1, 1001, 1.5, "5", None, True]
+NAIVE = datetime(2026, 3, 1, 12, 0)
+BAD_INSTANTS: list[Any] = [NAIVE, "2026-03-01T12:00:00+00:00", 5, date(2026, 3, 1)]
 
 
 def _bad_text(values: list[Any]) -> list[tuple[Any, type[InvalidArgument]]]:
     return [(v, InvalidArgument) for v in values]
 
 
-CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidArgument]]]]] = {
-    # name: (method, good arguments, index of the argument replaced, bad values with the error they raise)
+CASES: dict[str, tuple[str, tuple[Any, ...], int | str, list[tuple[Any, type[InvalidArgument]]]]] = {
+    # name: (method, good arguments, index (or keyword) of the argument replaced, bad values with their error)
     "start_run.flow_id": ("start_run", (FLOW, "f", "NEW", "manual", None, None, None), 0, _bad_text(BAD_UUIDS)),
     "start_run.flow_name": ("start_run", (FLOW, "f", "NEW", "manual"), 1, _bad_text(BAD_REQUIRED_TEXT)),
     "start_run.run_id": ("start_run", (FLOW, "f", "NEW", "manual"), 2, _bad_text([None, *BAD_UUIDS])),
@@ -155,6 +166,29 @@ CASES: dict[str, tuple[str, tuple[Any, ...], int, list[tuple[Any, type[InvalidAr
     "annotate_dispatch.job_id": ("annotate_dispatch", (RUN, "d", "job"), 2, _bad_text(BAD_REQUIRED_TEXT)),
     "get_dispatched_step_keys.run_id": ("get_dispatched_step_keys", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
     "get_run_detail.run_id": ("get_run_detail", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+    "start_run.idempotency_key": ("start_run", (FLOW, "f", "NEW", "manual"), "idempotency_key", _bad_text(BAD_OWNERS)),
+    "start_run.deadline": ("start_run", (FLOW, "f", "NEW", "manual"), "deadline", _bad_text(BAD_INSTANTS)),
+    "record_step_complete.attempt": (
+        "record_step_complete",
+        (RUN, "s", "Succeeded"),
+        "attempt",
+        _bad_text([0, -1, 1.5, "1", True]),
+    ),
+    "try_record_dispatch.owner": ("try_record_dispatch", (RUN, "d", "w", 30), 2, _bad_text(BAD_OWNERS)),
+    "try_record_dispatch.lease": ("try_record_dispatch", (RUN, "d", "w", 30), 3, _bad_text(BAD_LEASES)),
+    "heartbeat.run_id": ("heartbeat", (RUN, "d", "w", 30), 0, _bad_text([None, *BAD_UUIDS])),
+    "heartbeat.step_key": ("heartbeat", (RUN, "d", "w", 30), 1, _bad_text(BAD_STEP_KEYS)),
+    "heartbeat.owner": ("heartbeat", (RUN, "d", "w", 30), 2, _bad_text([None, *BAD_OWNERS])),
+    "heartbeat.lease": ("heartbeat", (RUN, "d", "w", 30), 3, _bad_text([None, *BAD_LEASES])),
+    "claim_expired_dispatches.owner": ("claim_expired_dispatches", ("w", 30, 10), 0, _bad_text([None, *BAD_OWNERS])),
+    "claim_expired_dispatches.lease": ("claim_expired_dispatches", ("w", 30, 10), 1, _bad_text([None, *BAD_LEASES])),
+    "claim_expired_dispatches.limit": ("claim_expired_dispatches", ("w", 30, 10), 2, _bad_text(BAD_LIMITS)),
+    "get_dispatches.run_id": ("get_dispatches", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+    "request_cancel.run_id": ("request_cancel", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+    "is_cancel_requested.run_id": ("is_cancel_requested", (RUN,), 0, _bad_text([None, *BAD_UUIDS])),
+    "set_deadline.run_id": ("set_deadline", (RUN, None), 0, _bad_text([None, *BAD_UUIDS])),
+    "set_deadline.deadline": ("set_deadline", (RUN, None), 1, _bad_text(BAD_INSTANTS)),
+    "get_overdue_runs.limit": ("get_overdue_runs", (10,), 0, _bad_text(BAD_LIMITS)),
 }
 
 
@@ -168,13 +202,12 @@ class CountingClock(FakeClock):
         return super().__call__()
 
 
-def _arguments(good: tuple[Any, ...], index: int, bad: Any, run_id: uuid.UUID) -> list[Any]:
+def _call(store: Any, method: str, good: tuple[Any, ...], index: int | str, bad: Any, run_id: uuid.UUID) -> Any:
+    """Call ``method`` with the good arguments and ``bad`` in position (or as keyword) ``index``."""
     args = [run_id if a == RUN else uuid.uuid4() if a == "NEW" else a for a in good]
+    if isinstance(index, str):
+        return getattr(store, method)(*args, **{index: bad})
     args[index] = bad
-    return args
-
-
-def _call(store: object, method: str, args: list[Any]) -> object:
     return getattr(store, method)(*args)
 
 
@@ -213,9 +246,8 @@ def test_bad_argument_is_refused_before_any_read_or_write(
         clock_calls = clock.calls
         for run_id in (known, ghost):
             for bad, expected in bad_values:
-                args = _arguments(good, index, bad, run_id)
-                label = f"{method}{tuple(args)!r} on {'known' if run_id == known else 'unknown'} run"
-                _assert_rejected(partial(_call, store, method, args), expected, label)
+                label = f"{method} with {index}={bad!r} on {'known' if run_id == known else 'unknown'} run"
+                _assert_rejected(partial(_call, store, method, good, index, bad, run_id), expected, label)
         assert clock.calls == clock_calls, "a rejected call asked the clock for the time"
         assert observe(store, [known, ghost]) == before
         if which == "postgres":
@@ -226,19 +258,39 @@ def test_bad_argument_is_refused_before_any_read_or_write(
     if which == "postgres":
         # The store is closed: any call that reached for a connection would fail differently.
         for bad, expected in bad_values:
-            args = _arguments(good, index, bad, known)
-            _assert_rejected(partial(_call, store, method, args), expected, f"closed store {case}")
+            _assert_rejected(partial(_call, store, method, good, index, bad, known), expected, f"closed {case}")
 
 
 def test_every_lifecycle_method_has_bad_argument_cases() -> None:
     methods = {
         "start_run", "record_step_start", "record_step_complete", "complete_run", "retry_step",
         "try_record_dispatch", "release_dispatch", "annotate_dispatch", "get_dispatched_step_keys",
-        "get_run_detail",
+        "get_run_detail", "heartbeat", "claim_expired_dispatches", "get_dispatches", "request_cancel",
+        "is_cancel_requested", "set_deadline", "get_overdue_runs",
     }  # fmt: skip
     assert {method for method, *_ in CASES.values()} == methods
     # get_active_runs takes no argument; every other parameter of every method has a case.
     for method in methods:
-        arity = getattr(InMemoryRunStore, method).__code__.co_argcount - 1
+        code = getattr(InMemoryRunStore, method).__code__
+        positional = set(range(code.co_argcount - 1))
+        keywords = set(code.co_varnames[code.co_argcount : code.co_argcount + code.co_kwonlyargcount])
         covered = {index for m, _, index, _ in CASES.values() if m == method}
-        assert covered == set(range(arity)), method
+        assert covered == positional | keywords, method
+
+
+@pytest.mark.parametrize("spelling", ["succeeded", "SUCCEEDED", "sUcCeEdEd"])
+def test_statuses_fold_case_and_are_stored_canonical(store: Any, spelling: str) -> None:
+    rid = start(store)
+    store.record_step_start(rid, "s", "task")
+    store.record_step_complete(rid, "s", spelling)
+    assert store.complete_run(rid, spelling) is True
+    detail = store.get_run_detail(rid)
+    assert detail.status is RunStatus.SUCCEEDED and detail.steps[0].status is StepStatus.SUCCEEDED
+    assert detail.steps[0].attempts[0].status is StepStatus.SUCCEEDED
+
+
+def test_a_lease_needs_an_owner(store: Any) -> None:
+    rid = start(store)
+    with pytest.raises(InvalidArgument, match="owner"):
+        store.try_record_dispatch(rid, "d", None, 30)
+    assert store.get_dispatched_step_keys(rid) == frozenset()

@@ -65,10 +65,13 @@ def test_revision_and_outbox_follow_every_new_version_of_a_run(
     assert run_version(dsn, rid) == (2, 2)
 
     # Step writes to a terminal run make a new version and queue it again, in the same transaction.
+    # (The same completion again is a retried acknowledgement: no write, no new version.)
     t_late = clock.advance(seconds=1)
-    pg_store.record_step_complete(rid, "s", "Failed", error_message="late")
-    assert run_version(dsn, rid) == (3, 3) and _outbox(db, rid) == (3, t_late)
+    pg_store.record_step_complete(rid, "s", "Failed")
+    assert run_version(dsn, rid) == (2, 2)
     pg_store.record_step_start(rid, "cleanup", "task")
+    assert run_version(dsn, rid) == (3, 3) and _outbox(db, rid) == (3, t_late)
+    pg_store.record_step_complete(rid, "cleanup", "Failed", error_message="late")
     assert run_version(dsn, rid) == (4, 4)
 
     # Retry reopens the run at a new version and withdraws the pending export.
@@ -98,7 +101,7 @@ def test_outbox_keeps_one_row_per_run(pg_store: RunStore, db: psycopg.Connection
         pg_store.record_step_start(rid, "s", "task")
         pg_store.complete_run(rid, "Succeeded")
         pg_store.record_step_complete(rid, "s", "Succeeded")
-        pg_store.record_step_complete(rid, "s", "Succeeded")
+        pg_store.record_step_start(rid, "s", "task")
     rows = db.execute("SELECT run_id, revision FROM export_outbox ORDER BY run_id").fetchall()
     assert rows == sorted((rid, 4) for rid in runs)
 

@@ -61,7 +61,7 @@ bad_calls: st.SearchStrategy[Callable[[Any, uuid.UUID], Any]] = st.sampled_from(
         lambda s, r: s.record_step_start(r, "a\x00", "task"),
         lambda s, r: s.record_step_start(r, "a", "task", "{"),
         lambda s, r: s.record_step_start(r, "a", "task", None, 5),
-        lambda s, r: s.record_step_complete(r, "a", "succeeded"),
+        lambda s, r: s.record_step_complete(r, "a", "succeeded "),
         lambda s, r: s.record_step_complete(r, "a", "Cancelled"),
         lambda s, r: s.record_step_complete(r, "a", "Failed", '{"a": Infinity}'),
         lambda s, r: s.record_step_complete(r, "a", "Failed", None, b"bytes"),
@@ -185,9 +185,12 @@ def test_postgres_store_matches_the_in_memory_store(dsn: str) -> None:
             for rid in self.ids:
                 assert pg.get_run_detail(rid) == self.memory.get_run_detail(rid)
                 assert pg.get_dispatched_step_keys(rid) == self.memory.get_dispatched_step_keys(rid)
+                assert pg.get_dispatches(rid) == self.memory.get_dispatches(rid)
             rows = admin.execute("SELECT run_id, step_key, job_id FROM flow_dispatches").fetchall()
             assert {(r, k): j for r, k, j in rows} == {
-                (rid, key): job for rid, run in self.memory._runs.items() for key, job in run.dispatched.items()
+                (rid, key): held.job_id
+                for rid, run in self.memory._runs.items()
+                for key, held in run.dispatched.items()
             }
 
         @invariant()
