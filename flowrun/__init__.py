@@ -1,5 +1,6 @@
 """flowrun-store: run history for workflow engines, on PostgreSQL, Parquet and DuckDB."""
 
+from flowrun.async_store import AsyncFlowRunStore
 from flowrun.store import FlowRunStore
 from oltp.async_store import AsyncRunStore
 from oltp.contract import LifecycleStore
@@ -39,6 +40,7 @@ from sync.errors import ArchiveConflict
 __all__ = [
     "ArchiveBusy",
     "ArchiveConflict",
+    "AsyncFlowRunStore",
     "AsyncRunStore",
     "DashboardStatistics",
     "DatabaseError",

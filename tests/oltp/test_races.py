@@ -24,12 +24,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from oltp.errors import InvalidTransition
+from oltp.errors import InvalidTransition, StaleAttempt
 from oltp.records import RunStatus, StepStatus
 from oltp.store import RunStore
 from tests.conftest import FakeClock
 from tests.oltp.conftest import start
-from tests.oltp.dispatch_worker import claim_all
+from tests.oltp.dispatch_worker import claim_all, claim_expired
 from tests.oltp.observe import run_version
 
 
@@ -280,3 +280,71 @@ def test_step_writes_racing_complete_run_keep_the_outbox_at_the_run_revision(
             assert queued == revision
             assert 2 <= revision <= 2 + writers * 4 * 2
             assert all(s.status is StepStatus.SUCCEEDED and s.attempt_count == 1 for s in detail.steps or ())
+
+
+def test_eight_processes_claim_each_expired_dispatch_exactly_once(dsn: str, clock: FakeClock) -> None:
+    with RunStore(dsn, clock=clock, migrate_schema=False) as store:
+        runs = [start(store) for _ in range(10)]
+        expected = sorted((str(rid), f"step-{i:02d}") for rid in runs for i in range(20))
+        for rid, key in expected:
+            assert store.try_record_dispatch(uuid.UUID(rid), key, "dead-worker", 5)
+    later = clock.advance(minutes=1)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=claim_expired, args=(dsn, later, barrier, results)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    reports = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    assert [errors for _, errors in reports] == [[]] * 8
+    claims = [claim for claimed, _ in reports for claim in claimed]
+    assert sorted(claims) == expected, "every expired dispatch claimed exactly once across processes"
+    assert sum(1 for claimed, _ in reports if claimed) > 1, "more than one claimer took a share"
+    with RunStore(dsn, clock=clock, migrate_schema=False) as store:
+        owners = {d.owner for rid in runs for d in store.get_dispatches(rid)}
+        assert len(owners) > 1 and "dead-worker" not in owners
+
+
+def test_sixteen_duplicate_triggers_with_one_key_start_one_run(dsn: str, clock: FakeClock) -> None:
+    flow = uuid.uuid4()
+    with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=16) as store:
+        for round_ in range(3):
+            key = f"webhook-delivery-{round_}"
+            ids = [uuid.uuid4() for _ in range(16)]
+            got: list[Any] = [None] * 16
+
+            def trigger(i: int, key: str = key, ids: list[uuid.UUID] = ids, got: list[Any] = got) -> None:
+                got[i] = store.start_run(flow, "hooks", ids[i], "webhook", idempotency_key=key)
+
+            assert run_together(*(partial(trigger, i) for i in range(16))) == [None] * 16
+            assert len({record.id for record in got}) == 1, "every duplicate got the first run back"
+            assert got[0].id in ids
+            stored = [r for r in store.get_active_runs() if r.flow_id == flow]
+            assert len(stored) == round_ + 1
+
+
+def test_a_zombie_completion_racing_its_successor_start_never_overwrites_it(dsn: str, clock: FakeClock) -> None:
+    with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=4) as store:
+        for _ in range(6):
+            rid = start(store)
+            zombie = store.record_step_start(rid, "s", "task", job_id="worker-1")
+
+            def successor(rid: uuid.UUID = rid) -> None:
+                store.record_step_start(rid, "s", "task", job_id="worker-2")
+
+            def late(rid: uuid.UUID = rid, attempt: int = zombie.attempt) -> None:
+                store.record_step_complete(rid, "s", "Failed", error_message="zombie", attempt=attempt)
+
+            outcome = convoy(dsn, rid, successor, late)
+            detail = store.get_run_detail(rid)
+            assert detail is not None and detail.steps is not None
+            second = detail.steps[0].attempts[1]
+            assert (second.job_id, second.status) == ("worker-2", StepStatus.RUNNING), "the successor is untouched"
+            if outcome[1] is None:  # the zombie went first: it closed its own attempt only
+                assert detail.steps[0].attempts[0].status is StepStatus.FAILED
+            else:
+                assert isinstance(outcome[1], StaleAttempt)
+                assert detail.steps[0].attempts[0].status is StepStatus.RUNNING

@@ -1,0 +1,58 @@
+"""``AsyncFlowRunStore``: every lifecycle and reporting call awaitable, same answers as ``FlowRunStore``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from flowrun import AsyncFlowRunStore, FlowRunStore, RunStatus
+from tests.conftest import FakeClock
+
+
+def test_the_async_front_door_writes_reports_exports_and_prunes(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
+    root, home = tmp_path / "archive", tmp_path / "home"
+    flow, old, new = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def scenario() -> None:
+        store = await AsyncFlowRunStore.connect(dsn=dsn, archive=root, clock=clock, home=home)
+        async with store:
+            await store.start_run(flow, "nightly", old, "schedule", None, "job-old")
+            attempt = await store.record_step_start(old, "fetch", "http", '{"u": 1}')
+            clock.advance(seconds=3)
+            await store.record_step_complete(old, "fetch", "Succeeded", '{"rows": 7}', attempt=attempt.attempt)
+            assert await store.complete_run(old, "Succeeded") is True
+            clock.advance(days=1)
+            # Sixty-four lifecycle calls in flight at once on one loop.
+            runs = [uuid.uuid4() for _ in range(64)]
+            await asyncio.gather(*(store.start_run(flow, "burst", rid, "manual") for rid in runs))
+            assert await asyncio.gather(*(store.complete_run(rid, "Failed") for rid in runs)) == [True] * 64
+            await store.start_run(flow, "nightly", new, "manual", None, None, old)
+            before = await store.get_run_detail(old)
+            report = await store.export()
+            assert report.runs == 65
+            assert await store.prune(timedelta(hours=1)) == 1  # the burst completed just now
+            assert await store.get_run_detail(old) == before  # read back from the archive
+            assert [r.id for r in await store.get_derived_runs(old)] == [new]
+            page = await store.get_runs_page(status="succeeded", search='ROWS": 7')
+            assert ([r.id for r in page.runs], page.total_count) == ([old], 1)
+            stats = await store.get_statistics()
+            assert (stats.total_flows, stats.active_runs) == (1, 1)
+            assert (await store.runs()).height == 66
+            assert (await store.sql("SELECT count(*) AS n FROM runs WHERE status = 'Failed'"))["n"].to_list() == [64]
+
+    asyncio.run(scenario())
+
+    # The sync front door sees exactly what the async one wrote and reports the same.
+    with FlowRunStore.open(dsn=dsn, archive=root, clock=clock, home=home) as sync_store:
+        assert [r.id for r in sync_store.get_active_runs()] == [new]
+        assert sync_store.get_run_detail(old).status is RunStatus.SUCCEEDED  # type: ignore[union-attr]
+        since, until = clock.now - timedelta(days=2), clock.now + timedelta(seconds=1)
+        buckets = sync_store.get_run_timeseries("day", since, until)
+
+        async def async_buckets() -> list[object]:
+            async with await AsyncFlowRunStore.connect(dsn=dsn, archive=root, clock=clock, home=home) as store:
+                return list(await store.get_run_timeseries("day", since, until))
+
+        assert asyncio.run(async_buckets()) == buckets
