@@ -16,13 +16,17 @@ import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
+from alembic import command
+from psycopg import sql
 
+from oltp import migrate
 from oltp.async_store import AsyncRunStore
 from oltp.contract import LifecycleStore
 from oltp.memory import InMemoryRunStore
 from oltp.store import RunStore
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, PgServer
 
 T = TypeVar("T")
 FLOW = uuid.UUID("0b0e8a3c-5d51-4c1e-9c55-6b3f0d0e0f01")
@@ -97,3 +101,23 @@ def dispatch_job_id(store: LifecycleStore, run_id: uuid.UUID, key: str) -> str |
     """The job id annotated on a dispatch record (``get_dispatches``: the same read on every store)."""
     held = {d.step_key: d for d in store.get_dispatches(run_id)}.get(key)
     return None if held is None else held.job_id
+
+
+@pytest.fixture
+def empty_dsn(pg_server: PgServer) -> Iterator[str]:
+    """A database with no schema at all (for building one revision by revision)."""
+    name = f"flowrun_mig_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_server.dsn_for(name)
+    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def upgrade_to(dsn: str, revision: str) -> None:
+    """Run the revisions up to ``revision`` (not head) on the ``flowrun`` schema."""
+    with migrate._engine(dsn, "flowrun").connect() as conn:
+        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS flowrun")
+        conn.commit()
+        command.upgrade(migrate._config(conn, "flowrun"), revision)
+        conn.commit()

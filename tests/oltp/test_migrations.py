@@ -5,49 +5,25 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from psycopg import sql
 
 from oltp import migrate
 from oltp.records import RunStatus, StepStatus
 from oltp.schema import metadata
 from oltp.store import RunStore
-from tests.conftest import PgServer
+from tests.oltp.conftest import upgrade_to
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def empty_dsn(pg_server: PgServer) -> Iterator[str]:
-    """A database with no schema at all."""
-    name = f"flowrun_mig_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield pg_server.dsn_for(name)
-    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def _upgrade_to(dsn: str, revision: str) -> None:
-    engine = migrate._engine(dsn, "flowrun")
-    with engine.connect() as conn:
-        conn.exec_driver_sql("CREATE SCHEMA IF NOT EXISTS flowrun")
-        conn.commit()
-        command.upgrade(migrate._config(conn, "flowrun"), revision)
-        conn.commit()
-
-
 def test_a_database_with_data_at_the_first_revision_upgrades_to_head(empty_dsn: str) -> None:
-    _upgrade_to(empty_dsn, "0001")
+    upgrade_to(empty_dsn, "0001")
     rid, flow = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(empty_dsn, autocommit=True) as conn:
         conn.execute("SET search_path TO flowrun, public")

@@ -13,7 +13,7 @@ from oltp import migrate
 from oltp.errors import InvalidTransition
 from oltp.notify import CHANNEL
 from oltp.store import RunStore
-from tests.oltp.conftest import FLOW, start
+from tests.oltp.conftest import FLOW, start, upgrade_to
 
 
 def _drain(listener: psycopg.Connection[Any]) -> list[dict[str, Any]]:
@@ -47,13 +47,9 @@ def test_run_and_step_writes_are_announced_once_committed(pg_store: RunStore, ds
     ]
 
 
-def test_an_upgrade_from_revision_0002_adds_the_triggers(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("SET search_path TO flowrun")
-        conn.execute("DROP TRIGGER flowrun_notify_runs ON flow_runs")
-        conn.execute("DROP TRIGGER flowrun_notify_steps ON flow_steps")
-        conn.execute("DROP FUNCTION flowrun_notify_change()")
-        conn.execute("UPDATE alembic_version SET version_num = '0002'")
+def test_an_upgrade_from_revision_0002_adds_the_triggers(empty_dsn: str) -> None:
+    dsn = empty_dsn
+    upgrade_to(dsn, "0002")
     assert migrate.current_revision(dsn, "flowrun") == "0002"
     assert migrate.upgrade(dsn) == migrate.head_revision()
     with _listener(dsn) as listener, RunStore(dsn, migrate_schema=False) as store:
