@@ -14,7 +14,6 @@ import os
 import uuid
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
 
 import polars as pl
 
@@ -33,12 +32,11 @@ from sync.prune import prune
 class AsyncFlowRunStore(AsyncRunStore):
     """Lifecycle writes awaited on PostgreSQL, reports over live and archived runs in a worker thread."""
 
-    def __init__(self, settings: Settings, dsn: str, *, clock: Clock | None, migrate: bool, server: Any) -> None:
+    def __init__(self, settings: Settings, dsn: str, *, clock: Clock | None, migrate: bool) -> None:
         super().__init__(
             dsn, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
         )
         self.settings = settings
-        self._server = server
         self.analytics = RunAnalytics(dsn, settings.archive, schema=settings.schema, clock=clock)
 
     @classmethod
@@ -57,19 +55,15 @@ class AsyncFlowRunStore(AsyncRunStore):
 
         def build() -> AsyncFlowRunStore:
             # Starting the embedded server and migrating are blocking one-offs: a worker thread does them.
-            server = None
-            target = settings.dsn
-            if target is None:
-                server = embedded.start(settings.pgdata)
-                target = embedded.dsn(server)
-            return cls(settings, target, clock=clock, migrate=migrate, server=server)
+            target = settings.dsn if settings.dsn is not None else embedded.start(settings.pgdata).dsn()
+            return cls(settings, target, clock=clock, migrate=migrate)
 
         store = await asyncio.to_thread(build)
-        await store.open()
+        await store.db.open()
         return store
 
     async def __aenter__(self) -> AsyncFlowRunStore:
-        await self.open()
+        await self.db.open()
         return self
 
     async def __aexit__(

@@ -25,7 +25,9 @@ from olap.analytics import RunAnalytics
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.records import (
     DashboardStatistics,
+    DispatchRecord,
     FlowRunRecord,
+    FlowStepAttemptRecord,
     Granularity,
     RunsPage,
     RunStatus,
@@ -109,9 +111,15 @@ class FlowRunStore:
         trigger_data: str | None = None,
         job_id: str | None = None,
         source_run_id: uuid.UUID | None = None,
+        *,
+        idempotency_key: str | None = None,
+        deadline: datetime | None = None,
     ) -> FlowRunRecord:
-        """Create a Running run and return it."""
-        return self.lifecycle.start_run(flow_id, flow_name, run_id, trigger_key, trigger_data, job_id, source_run_id)
+        """Create a Running run and return it; a repeated ``idempotency_key`` returns the first run instead."""
+        return self.lifecycle.start_run(
+            flow_id, flow_name, run_id, trigger_key, trigger_data, job_id, source_run_id,
+            idempotency_key=idempotency_key, deadline=deadline,
+        )  # fmt: skip
 
     def record_step_start(
         self,
@@ -120,9 +128,9 @@ class FlowRunStore:
         step_type: str,
         input_json: str | None = None,
         job_id: str | None = None,
-    ) -> None:
-        """Open the step's next attempt (the step becomes Running)."""
-        self.lifecycle.record_step_start(run_id, step_key, step_type, input_json, job_id)
+    ) -> FlowStepAttemptRecord:
+        """Open the step's next attempt (the step becomes Running) and return it."""
+        return self.lifecycle.record_step_start(run_id, step_key, step_type, input_json, job_id)
 
     def record_step_complete(
         self,
@@ -131,21 +139,41 @@ class FlowRunStore:
         status: StepStatus | str,
         output_json: str | None = None,
         error_message: str | None = None,
+        *,
+        attempt: int | None = None,
     ) -> None:
-        """Close the step's newest attempt with this outcome."""
-        self.lifecycle.record_step_complete(run_id, step_key, status, output_json, error_message)
+        """Close the step's newest attempt (``attempt``: only if it is still that one) with this outcome."""
+        self.lifecycle.record_step_complete(run_id, step_key, status, output_json, error_message, attempt=attempt)
 
-    def complete_run(self, run_id: uuid.UUID, status: RunStatus | str) -> None:
-        """Give a Running run its terminal status and ``completed_at``."""
-        self.lifecycle.complete_run(run_id, status)
+    def complete_run(self, run_id: uuid.UUID, status: RunStatus | str) -> bool:
+        """Give a Running run its terminal status: True; False when it already had that status."""
+        return self.lifecycle.complete_run(run_id, status)
 
     def retry_step(self, run_id: uuid.UUID, step_key: str) -> None:
         """Reset the step to Pending and the run to Running, clearing the dispatch."""
         self.lifecycle.retry_step(run_id, step_key)
 
-    def try_record_dispatch(self, run_id: uuid.UUID, step_key: str) -> bool:
-        """True for exactly one caller per (run, step) until the dispatch is released."""
-        return self.lifecycle.try_record_dispatch(run_id, step_key)
+    def try_record_dispatch(
+        self,
+        run_id: uuid.UUID,
+        step_key: str,
+        owner: str | None = None,
+        lease: timedelta | float | None = None,
+    ) -> bool:
+        """True for exactly one caller per (run, step) until the dispatch is released (or its lease claimed)."""
+        return self.lifecycle.try_record_dispatch(run_id, step_key, owner, lease)
+
+    def heartbeat(self, run_id: uuid.UUID, step_key: str, owner: str, lease: timedelta | float) -> bool:
+        """Renew ``owner``'s lease on a dispatch: True; False when the dispatch is no longer its own."""
+        return self.lifecycle.heartbeat(run_id, step_key, owner, lease)
+
+    def claim_expired_dispatches(self, owner: str, lease: timedelta | float, limit: int = 100) -> list[DispatchRecord]:
+        """Take over dispatches of Running runs whose lease expired; each goes to exactly one claimer."""
+        return self.lifecycle.claim_expired_dispatches(owner, lease, limit)
+
+    def get_dispatches(self, run_id: uuid.UUID) -> list[DispatchRecord]:
+        """The run's open dispatches with owner, job id and lease expiry, by step key."""
+        return self.lifecycle.get_dispatches(run_id)
 
     def release_dispatch(self, run_id: uuid.UUID, step_key: str) -> None:
         """Make the step dispatchable again; unknown runs and steps are a no-op."""
@@ -158,6 +186,22 @@ class FlowRunStore:
     def get_dispatched_step_keys(self, run_id: uuid.UUID) -> frozenset[str]:
         """Step keys dispatched and not released (empty for an unknown run)."""
         return self.lifecycle.get_dispatched_step_keys(run_id)
+
+    def request_cancel(self, run_id: uuid.UUID) -> bool:
+        """Ask a Running run's workers to stop: True for the first request, False after it or once terminal."""
+        return self.lifecycle.request_cancel(run_id)
+
+    def is_cancel_requested(self, run_id: uuid.UUID) -> bool:
+        """Whether cancelling the run was requested (one primary-key read; False for an unknown run)."""
+        return self.lifecycle.is_cancel_requested(run_id)
+
+    def set_deadline(self, run_id: uuid.UUID, deadline: datetime | None) -> None:
+        """Set (or with None clear) the instant by which the run should be complete."""
+        self.lifecycle.set_deadline(run_id, deadline)
+
+    def get_overdue_runs(self, limit: int = 100) -> list[FlowRunRecord]:
+        """Running runs past their deadline, most overdue first."""
+        return self.lifecycle.get_overdue_runs(limit)
 
     def get_active_runs(self) -> list[FlowRunRecord]:
         """Running runs, newest first."""

@@ -45,13 +45,10 @@ class AsyncRunStore:
         self._clock: Clock = clock or wall_clock
         self.db = AsyncDatabase(dsn, schema, min_size=min_connections, max_size=max_connections, timeout=timeout)
 
-    async def open(self) -> AsyncRunStore:
-        """Open the connection pool (also done on first use); returns the store."""
+    async def __aenter__(self) -> AsyncRunStore:
+        # Opens the connection pool now (also done on first use).
         await self.db.open()
         return self
-
-    async def __aenter__(self) -> AsyncRunStore:
-        return await self.open()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -45,13 +45,10 @@ class RunStore:
         self._clock: Clock = clock or wall_clock
         self.db = Database(dsn, schema, min_size=min_connections, max_size=max_connections, timeout=timeout)
 
-    def open(self) -> RunStore:
-        """Open the connection pool (it opened when the store was made); returns the store."""
+    def __enter__(self) -> RunStore:
+        # The pool opened when the store was made.
         self.db.open()
         return self
-
-    def __enter__(self) -> RunStore:
-        return self.open()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

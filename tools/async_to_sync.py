@@ -37,7 +37,7 @@ REWRITES: tuple[tuple[str, str], ...] = (
     (r"\bAsyncDatabase\b", "Database"),
     (r"\boltp\.async_connection\b", "oltp.connection"),
     (r"on PostgreSQL, for asyncio\.", "on PostgreSQL."),
-    (r"\(also done on first use\)", "(it opened when the store was made)"),
+    (r"Opens the connection pool now \(also done on first use\)\.", "The pool opened when the store was made."),
 )
 
 

@@ -42,7 +42,7 @@ class AsyncBridge:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._await(store.open())
+        self._await(store.db.open())
 
     def _await(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
@@ -71,7 +71,7 @@ def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Lifecycl
     elif request.param == "async":
         dsn = request.getfixturevalue("dsn")
         bridge = AsyncBridge(AsyncRunStore(dsn, clock=clock, migrate_schema=False, max_connections=4))
-        yield bridge  # type: ignore[misc]
+        yield bridge
         bridge.close()
     else:
         yield InMemoryRunStore(clock=clock)
