@@ -4,8 +4,8 @@ Every route validates its parameters first (``flowrun.web.params``), calls one
 public ``FlowRunStore`` method (or the cached ``flowrun.insights``), and answers
 JSON bounded in size (``flowrun.web.responses``). Routes are plain functions:
 FastAPI runs them in its thread pool, and the store is thread-safe. Nothing here
-runs SQL a client wrote: there is no ``sql()`` over HTTP. The one write, retrying
-a step, exists only when actions are enabled (which requires a token) and only
+runs SQL a client wrote: there is no ``sql()`` over HTTP. The writes, retrying
+a step and requesting a run's cancellation, exist only when actions are enabled (which requires a token) and only
 for requests that say so in an ``X-Flowrun-Action`` header, which a cross-site
 form cannot send.
 """
@@ -114,6 +114,7 @@ def run_detail(ui: Ui, run_id: str) -> Response:
     body = detail_json(run, ui.settings.max_field_chars)
     body["archived"] = not presence.live_ids(ui.store, [rid])
     body["dispatched_step_keys"] = sorted(ui.store.get_dispatched_step_keys(rid))
+    body["cancel_requested"] = ui.store.is_cancel_requested(rid)
     body["actions"] = ui.settings.actions
     return json_response(body, ui.settings.max_response_bytes)
 
@@ -214,11 +215,31 @@ def retry(
     body: RetryStep,
     x_flowrun_action: Annotated[str | None, Header(description="must be present: proves a script, not a form")] = None,
 ) -> Response:
-    if not ui.settings.actions:
-        raise HTTPException(403, "actions are disabled on this server (start it with --actions and a token)")
-    if not x_flowrun_action:
-        raise HTTPException(403, "actions need the X-Flowrun-Action header")
+    _allow_action(ui, x_flowrun_action)
     rid = params.run_id(run_id)
     key = arguments.step_key(body.step_key)
     ui.store.retry_step(rid, key)
     return json_response({"run_id": rid, "step_key": key, "retried": True}, ui.settings.max_response_bytes)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    responses=documented(out.CancelRequested, 400, 403, 404),
+    summary="Ask a Running run's workers to stop (actions enabled only)",
+)
+def cancel(
+    ui: Ui,
+    run_id: str,
+    x_flowrun_action: Annotated[str | None, Header(description="must be present: proves a script, not a form")] = None,
+) -> Response:
+    _allow_action(ui, x_flowrun_action)
+    rid = params.run_id(run_id)
+    requested = ui.store.request_cancel(rid)
+    return json_response({"run_id": rid, "requested": requested}, ui.settings.max_response_bytes)
+
+
+def _allow_action(ui: UiContext, header: str | None) -> None:
+    if not ui.settings.actions:
+        raise HTTPException(403, "actions are disabled on this server (start it with --actions and a token)")
+    if not header:
+        raise HTTPException(403, "actions need the X-Flowrun-Action header")

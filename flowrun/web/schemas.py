@@ -99,6 +99,7 @@ class RunDetail(Run):
     steps: list[Step]
     truncated: list[str]
     dispatched_step_keys: list[str]
+    cancel_requested: bool
     actions: bool
 
 
@@ -154,6 +155,11 @@ class Retried(Model):
     run_id: uuid.UUID
     step_key: str
     retried: bool
+
+
+class CancelRequested(Model):
+    run_id: uuid.UUID
+    requested: bool
 
 
 Statistics = DashboardStatistics

@@ -177,6 +177,7 @@ def test_the_openapi_schema_documents_every_endpoint_and_nothing_runs_sql(ui: Se
         "/api/errors",
         "/api/events",
         "/api/runs/{run_id}/retry",
+        "/api/runs/{run_id}/cancel",
     } <= paths
     assert not any("sql" in p for p in paths)
     runs_params = {p["name"] for p in schema["paths"]["/api/runs"]["get"]["parameters"]}

@@ -134,7 +134,17 @@ def test_actions_need_enabling_a_token_and_the_action_header(dsn: str, tmp_path:
             after = store.get_run_detail(rid)
             assert after is not None and after.status == "Running"
             assert {s.step_key: s.status for s in after.steps or []}["store"] == "Pending"
-            assert ui.http.get(f"/api/runs/{rid}", headers=auth).json()["actions"] is True
+            detail = ui.http.get(f"/api/runs/{rid}", headers=auth).json()
+            assert detail["actions"] is True and detail["cancel_requested"] is False
+            # Cancelling: the first request records it, a repeat does not; an unknown run is a 404.
+            assert ui.http.post(f"/api/runs/{rid}/cancel", headers=auth).status_code == 403  # no action header
+            first = ui.http.post(f"/api/runs/{rid}/cancel", headers=headers).json()
+            again = ui.http.post(f"/api/runs/{rid}/cancel", headers=headers).json()
+            assert (first["requested"], again["requested"]) == (True, False)
+            assert store.is_cancel_requested(rid)
+            assert ui.http.get(f"/api/runs/{rid}", headers=auth).json()["cancel_requested"] is True
+            missing = ui.http.post(f"/api/runs/{uuid.uuid4()}/cancel", headers=headers)
+            assert missing.status_code == 404 and missing.json()["error"]["type"] == "RunNotFound"
 
 
 def _events(lines: Iterator[str], until: float) -> list[tuple[str, str]]:

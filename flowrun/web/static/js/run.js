@@ -83,8 +83,17 @@
         const trigger = flowrun.jsonBlock("trigger data", run.trigger_data_json, (run.truncated || []).includes("trigger_data_json"), whole(run.id, "trigger_data_json"));
         const steps = (run.steps || []).map((s) => stepBox(run, s, run.dispatched_step_keys, refresh));
         steps.forEach((d) => { if (openSteps.has(d.dataset.stepKey)) d.open = true; });
+        const cancel = run.actions && !run.archived && run.status === "Running" && !run.cancel_requested
+          ? el("button", { class: "action", id: "cancel", onclick: async () => {
+              if (!confirm("Ask this run's workers to stop?")) return;
+              try {
+                await flowrun.api(`runs/${run.id}/cancel`, {}, { method: "POST", headers: { "x-flowrun-action": "1" } });
+              } catch (error) { alert(error.message); }
+              refresh();
+            } }, "request cancel")
+          : null;
         root.replaceChildren(
-          el("h1", {}, `${run.flow_name} `, flowrun.badge(run.status)),
+          el("h1", {}, `${run.flow_name} `, flowrun.badge(run.status), run.cancel_requested ? el("span", { class: "tag", id: "cancel-requested" }, " cancel requested") : null, " ", cancel),
           el("div", { class: "panel" }, facts, trigger),
           el("div", { class: "panel" }, el("h2", {}, "Timeline (every attempt)"), gantt(run)),
           el("h2", {}, `Steps (${(run.steps || []).length})`), el("div", { id: "steps" }, steps));
