@@ -497,7 +497,8 @@ def ui(
     host: Annotated[str, typer.Option(help="Address to bind; any but loopback needs FLOWRUN_UI_TOKEN.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8080,
     actions: Annotated[
-        bool, typer.Option("--actions", help="Allow retrying steps and requesting cancels from the page (needs FLOWRUN_UI_TOKEN).")
+        bool,
+        typer.Option("--actions", help="Allow retrying steps and cancelling runs from the page (needs the token)."),
     ] = False,
 ) -> None:
     """Serve the web dashboard and its REST API (live and archived runs) until Ctrl-C."""
