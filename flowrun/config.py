@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +64,8 @@ class Settings:
     archive: str
     schema: str = DEFAULT_SCHEMA
     pool_size: int = 8
+    # delta-rs storage options for an object store archive; None: from FLOWRUN_S3_* / AWS_* variables.
+    storage_options: Mapping[str, str] | None = None
 
     @classmethod
     def resolve(
@@ -72,6 +75,7 @@ class Settings:
         home: str | os.PathLike[str] | None = None,
         schema: str | None = None,
         pool_size: int | None = None,
+        storage_options: Mapping[str, str] | None = None,
     ) -> Settings:
         """Fill every setting from the arguments, the environment or the defaults, and validate."""
         home_path = Path(home).expanduser() if home is not None else default_home()
@@ -89,6 +93,7 @@ class Settings:
             archive=archive_text,
             schema=schema_name(schema or os.environ.get("FLOWRUN_SCHEMA") or DEFAULT_SCHEMA),
             pool_size=size,
+            storage_options=None if storage_options is None else dict(storage_options),
         )
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -35,7 +36,8 @@ from oltp.records import (
     StepStatus,
 )
 from oltp.store import RunStore
-from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
+from sync.archive_identity import relocate
+from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
 from sync.durations import retention
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress
@@ -61,15 +63,24 @@ class FlowRunStore:
         *,
         home: str | os.PathLike[str] | None = None,
         schema: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
     ) -> FlowRunStore:
         """Open the store; with no DSN anywhere, on the embedded server in the data dir."""
-        settings = Settings.resolve(dsn=dsn, archive=archive, home=home, schema=schema)
+        settings = Settings.resolve(
+            dsn=dsn, archive=archive, home=home, schema=schema, storage_options=storage_options
+        )
         target = settings.dsn if settings.dsn is not None else embedded.start(settings.pgdata).dsn()
         lifecycle = RunStore(
             target, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
         )
         try:
-            analytics = RunAnalytics(target, settings.archive, schema=settings.schema, clock=clock)
+            analytics = RunAnalytics(
+                target,
+                settings.archive,
+                schema=settings.schema,
+                clock=clock,
+                storage_options=settings.storage_options,
+            )
         except BaseException:
             lifecycle.close()
             raise
@@ -290,7 +301,7 @@ class FlowRunStore:
     def export(
         self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
     ) -> ExportReport:
-        """Move every completed run waiting in the outbox to the Parquet archive, exactly once."""
+        """Move every completed run waiting in the outbox to the Delta archive, exactly once."""
         return export_completed_runs(
             self.dsn,
             self.settings.archive,
@@ -299,6 +310,7 @@ class FlowRunStore:
             clock=self._clock,
             progress=progress,
             wait=wait,
+            storage_options=self.settings.storage_options,
         )
 
     def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
@@ -307,9 +319,14 @@ class FlowRunStore:
         return prune(self.dsn, keep, now=checked_now(self._clock), schema=self.schema, progress=progress)
 
     def compact(
-        self, *, max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS, progress: Progress | None = None, wait: float = 0.0
+        self,
+        *,
+        max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS,
+        progress: Progress | None = None,
+        wait: float = 0.0,
+        vacuum_after: timedelta = DEFAULT_VACUUM_AFTER,
     ) -> CompactReport:
-        """Merge each archive partition's small files and drop superseded run versions."""
+        """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
         return compact(
             self.dsn,
             self.settings.archive,
@@ -318,4 +335,17 @@ class FlowRunStore:
             progress=progress,
             wait=wait,
             max_rows_per_file=max_rows_per_file,
+            vacuum_after=vacuum_after,
+            storage_options=self.settings.storage_options,
+        )
+
+    def move_archive(self, archive: str | os.PathLike[str], *, wait: float = 0.0) -> str:
+        """Record that the archive was copied to ``archive`` (same table); returns the old location."""
+        return relocate(
+            self.dsn,
+            archive,
+            schema=self.schema,
+            storage_options=self.settings.storage_options,
+            clock=self._clock,
+            wait=wait,
         )

@@ -1,20 +1,22 @@
-"""``RunAnalytics``: reporting over live runs in PostgreSQL UNION the Parquet archive.
+"""``RunAnalytics``: reporting over live runs in PostgreSQL UNION the Delta archive.
 
 Each call validates its arguments, reads what it needs from PostgreSQL in one
-repeatable-read snapshot (the archive manifest, superseded copies, and the live
-rows of its scope, filters pushed down), registers those Arrow tables in a DuckDB
-cursor of the instance's one DuckDB database, and lets DuckDB answer over both
-sides as one table (``olap.unified``). Either side may be absent: no DSN reads the
-archive alone (an analyst's copy of the files, deduplicated by revision), no
-archive reads PostgreSQL alone. The DuckDB database, the archive file list and
-what is derived from it are cached per instance and refreshed when the manifest
-changes. Thread-safe: PostgreSQL reads are serialised on one connection, DuckDB
-work runs on a cursor per call.
+repeatable-read snapshot (the archive table version PostgreSQL recorded and the
+live rows of its scope, filters pushed down), registers those Arrow tables in a
+DuckDB cursor of the instance's one DuckDB database, and lets DuckDB answer over
+both sides as one table (``olap.unified``). Either side may be absent: no DSN
+reads the archive alone (its newest table version), no archive reads PostgreSQL
+alone. The DuckDB database, the table version's file list and what is derived
+from it are cached per instance and refreshed when the version changes.
+Thread-safe: PostgreSQL reads are serialised on one connection, DuckDB work runs
+on a cursor per call.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
@@ -35,6 +37,7 @@ from oltp.records import (
     RunsPage,
     RunTimeseriesBucket,
 )
+from sync.archive_location import ArchiveLocation
 
 
 class RunAnalytics:
@@ -43,14 +46,16 @@ class RunAnalytics:
     def __init__(
         self,
         dsn: str | None,
-        archive: str | None,
+        archive: str | os.PathLike[str] | ArchiveLocation | None,
         *,
         schema: str = DEFAULT_SCHEMA,
         clock: Clock | None = None,
+        storage_options: Mapping[str, str] | None = None,
     ) -> None:
         if dsn is None and archive is None:
-            raise InvalidArgument("RunAnalytics needs a DSN, an archive directory, or both")
-        self._sources = Sources(dsn, None if archive is None else str(archive), schema_name(schema))
+            raise InvalidArgument("RunAnalytics needs a DSN, an archive location, or both")
+        location = None if archive is None else ArchiveLocation.resolve(archive, storage_options)
+        self._sources = Sources(dsn, location, schema_name(schema))
         self._clock: Clock = clock or wall_clock
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -123,8 +128,7 @@ class RunAnalytics:
         return self._sources.retry(lambda: detail.archived_detail(self._sources, rid))
 
     def warm_search(self) -> None:
-        """Build the archive's search documents now (say at startup) rather than on the first search."""
-        self._sources.retry(lambda: pages.warm_search(self._sources))
+        """Kept for callers of the first archive format: search documents are now written by the export."""
 
     # -- analyst surface -------------------------------------------------------------------
 

@@ -1,96 +1,146 @@
-"""The archive's file list as readers see it, and DuckDB scans over chosen files.
+"""The archive as readers see it: one Delta table version, its files, and typed relations over them.
 
-With a DSN the visible files are exactly those listed in ``archive_files`` (a file on
-disk that is not listed is an orphan of a crashed export and is ignored); without
-one they are found by globbing ``<kind>/started_date=*/*.parquet``, which never
-matches a file still being written (``docs/archive.md``). Because the partition
-date is known for every file, a query picks the files of its time window itself
-and hands DuckDB only those, so partition pruning never depends on the optimiser.
+A reader with a DSN reads the table version PostgreSQL recorded (in the same
+snapshot as the live rows); an archive-only reader reads the newest one. The
+Delta log lists the version's data files with their partition date, size and row
+count (``sync.archive_table``), so a query picks the files of its time window
+itself and hands DuckDB only those: partition pruning never depends on the
+optimiser. Local files are read by DuckDB's ``read_parquet``; remote ones
+(``s3://``) through a pyarrow dataset registered in the DuckDB cursor: the same
+relations either way. Every file is checked against the log before its first use
+(``sync.integrity``). The relations give archive rows the live side's types (ids
+as UUID) and flatten a run's nested steps and attempts.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+import itertools
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-KINDS = ("runs", "steps", "attempts")
-_PATH = re.compile(r"^(runs|steps|attempts)/started_date=(\d{4}-\d{2}-\d{2})/[^/]+\.parquet$")
+import duckdb
+import pyarrow.dataset as ds
 
+from sync.archive_location import ArchiveLocation
+from sync.archive_table import ArchiveTable, DataFile
+from sync.integrity import FileCheck
 
-@dataclass(frozen=True, slots=True)
-class ArchiveFile:
-    """One visible Parquet file: its kind, partition date and absolute location."""
+_DAY = timedelta(days=1)
+_names = itertools.count()
 
-    kind: str
-    started_date: date
-    location: str
+# A run's own fields with the live side's types; alias ``r`` is the raw archive row.
+_RUN_COLUMNS = (
+    "CAST(r.id AS UUID) AS id, CAST(r.flow_id AS UUID) AS flow_id, r.flow_name, r.status, r.trigger_key,"
+    " r.trigger_data_json, r.background_job_id, r.started_at, r.completed_at,"
+    " CAST(r.source_run_id AS UUID) AS source_run_id, r.revision, r.search_doc"
+)
+_STEP_COLUMNS = (
+    "run_id, s.step_key, s.step_type, s.status, s.input_json, s.output_json, s.error_message, s.job_id,"
+    " s.started_at, s.completed_at, s.attempt_count, revision, run_started_at"
+)
+_ATTEMPT_COLUMNS = (
+    "run_id, s.step_key, s.attempt, s.step_type, s.status, s.input_json, s.output_json, s.error_message,"
+    " s.job_id, s.started_at, s.completed_at, revision, run_started_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """Every visible file, by kind; ``fingerprint`` changes whenever the list does."""
+    """The data files of one table version (``version`` None: no archive yet)."""
 
-    fingerprint: object
-    files: dict[str, tuple[ArchiveFile, ...]] = field(default_factory=dict)
+    version: int | None
+    files: tuple[DataFile, ...] = ()
 
-    def select(self, kind: str, since: datetime | None = None, until: datetime | None = None) -> list[ArchiveFile]:
-        """Files of ``kind`` whose partition day overlaps ``[since, until)`` (bounds are UTC)."""
+    def select(self, since: datetime | None = None, until: datetime | None = None) -> list[DataFile]:
+        """Files whose partition day overlaps ``[since, until)`` (bounds are UTC)."""
         return [
             f
-            for f in self.files.get(kind, ())
+            for f in self.files
             if (since is None or _day_start(f.started_date) + _DAY > since)
             and (until is None or _day_start(f.started_date) < until)
         ]
-
-
-_DAY = timedelta(days=1)
 
 
 def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def from_rows(root: str, rows: Iterable[tuple[str, str, date]], fingerprint: object) -> Manifest:
-    """A manifest from ``archive_files`` rows (path relative to ``root``, kind, date)."""
-    base = Path(root)
-    by_kind: dict[str, list[ArchiveFile]] = {k: [] for k in KINDS}
-    for path, kind, started in sorted(rows):
-        by_kind[kind].append(ArchiveFile(kind, started, str(base / path)))
-    return Manifest(fingerprint, {k: tuple(v) for k, v in by_kind.items()})
+@dataclass
+class ArchiveReader:
+    """One location's table handle and file checks, shared by a reader's calls; thread-safe."""
 
+    location: ArchiveLocation
+    _table: ArchiveTable | None = None
+    _check: FileCheck | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-def scan_directory(root: str) -> Manifest:
-    """A manifest of every complete Parquet file under ``root`` (archive-only readers)."""
-    base = Path(root)
-    by_kind: dict[str, list[ArchiveFile]] = {k: [] for k in KINDS}
-    found: list[tuple[str, float, int]] = []
-    for kind in KINDS:
-        top = base / kind
-        if not top.is_dir():
-            continue
-        for part in sorted(top.iterdir()):
-            if not part.is_dir() or not part.name.startswith("started_date="):
-                continue
-            for file in sorted(part.iterdir()):
-                rel = f"{kind}/{part.name}/{file.name}"
-                match = _PATH.match(rel)
-                if match is None or file.name.startswith("."):
-                    continue
-                stat = file.stat()
-                found.append((rel, stat.st_mtime, stat.st_size))
-                by_kind[kind].append(ArchiveFile(kind, date.fromisoformat(match.group(2)), str(file)))
-    return Manifest(tuple(found), {k: tuple(v) for k, v in by_kind.items()})
+    def manifest(self, version: int | None = None, *, newest: bool = False) -> Manifest:
+        """The files of ``version``, or of the newest version when ``newest``."""
+        with self._lock:
+            if self._table is None or not self._table.exists:
+                self._table = ArchiveTable.open(self.location)
+            table = self._table
+            if not table.exists:
+                return Manifest(None)
+            if newest:
+                table.refresh()
+            elif version is not None and version != table.version:
+                table = self._table = ArchiveTable.open(self.location, version)
+            return Manifest(table.version, tuple(table.files()))
+
+    @property
+    def table_id(self) -> str | None:
+        """The id of the table at the location (None when there is none)."""
+        with self._lock:
+            return None if self._table is None else self._table.table_id
+
+    def check(self, files: Sequence[DataFile]) -> None:
+        """Raise ``ArchiveCorrupt`` for a file that is not what the log says."""
+        if self._check is None:
+            self._check = FileCheck(self.location)
+        self._check.check(files)
+
+    def scan(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile]) -> str:
+        """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL."""
+        self.check(files)
+        if self.location.is_local:
+            listed = ", ".join(sql_string(self.location.file_uri(f.path)) for f in files)
+            return f"read_parquet([{listed}])"
+        fs, base = self.location.filesystem()
+        name = f"archive_scan_{next(_names)}"
+        cur.register(name, ds.dataset([f"{base}/{f.path}" for f in files], filesystem=fs, format="parquet"))
+        return name
+
+    def runs(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+        """Archive runs of ``files`` (raw rows filtered by ``where`` over alias ``r``), typed like live runs."""
+        return f"(SELECT {_RUN_COLUMNS} FROM {self.scan(cur, files)} r WHERE {where})"
+
+    def steps(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+        """Archive steps of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
+        return self._nested(cur, files, where, "steps", _STEP_COLUMNS)
+
+    def attempts(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+        """Archive attempts of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
+        return self._nested(cur, files, where, "attempts", _ATTEMPT_COLUMNS)
+
+    def relation(
+        self, cur: duckdb.DuckDBPyConnection, kind: str, files: Sequence[DataFile], where: str = "TRUE"
+    ) -> str:
+        """``runs``, ``steps`` or ``attempts`` of ``files``."""
+        return {"runs": self.runs, "steps": self.steps, "attempts": self.attempts}[kind](cur, files, where)
+
+    def _nested(
+        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str, column: str, columns: str
+    ) -> str:
+        return (
+            f"(SELECT {columns} FROM (SELECT CAST(r.id AS UUID) AS run_id,"
+            f" r.revision, r.started_at AS run_started_at, unnest(r.{column}) AS s"
+            f" FROM {self.scan(cur, files)} r WHERE {where}))"
+        )
 
 
 def sql_string(value: str) -> str:
     """A SQL string literal (DuckDB table functions take file lists as constants)."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def parquet_scan(files: Sequence[ArchiveFile]) -> str:
-    """A ``read_parquet`` over exactly these files (at least one)."""
-    listed = ", ".join(sql_string(f.location) for f in files)
-    return f"read_parquet([{listed}], union_by_name = true)"

@@ -1,9 +1,8 @@
-"""One archived run with its steps and attempts, at its newest archived revision.
+"""One archived run with its steps and attempts, as the archive holds it (its newest exported revision).
 
-With a DSN, ``archived_runs`` names the revision and start day, so only that day's
-files are opened; a files-only reader looks through every runs file for the id
-and takes its highest revision. Steps and attempts come from the same day's files
-at that revision.
+With a DSN, ``archived_runs`` names the run's start day, so only that day's files
+are opened; an archive-only reader looks through every file for the id. The
+Delta table holds one row per run, steps and attempts nested in it.
 """
 
 from __future__ import annotations
@@ -14,15 +13,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from olap import archive, frames, live, unified
+from olap import frames, live, unified
 from olap.live import Snapshot
 from olap.session import Sources
 from oltp.records import FlowRunRecord
 
+_ID = "r.id = $id"
+
 
 def archived_detail(sources: Sources, run_id: uuid.UUID) -> FlowRunRecord | None:
-    """The newest archived copy of a run, or None when it was never archived."""
-    if sources.archive_root is None:
+    """The archived copy of a run, or None when it was never archived."""
+    if sources.archive is None:
         return None
     found: list[Any] = []
 
@@ -31,30 +32,24 @@ def archived_detail(sources: Sources, run_id: uuid.UUID) -> FlowRunRecord | None
         return {}
 
     with sources.call(read) as call:
-        runs_files = call.manifest.select("runs")
+        files = call.manifest.select()
         if sources.live is not None:
             if not found:
                 return None
-            runs_files = call.manifest.select("runs", *_day(found[1]))
-        if not runs_files:
+            files = call.manifest.select(*_day(found[1]))
+        if not files:
             return None
-        row = call.run(
-            f"SELECT {unified.RUN_FIELDS}, revision FROM {archive.parquet_scan(runs_files)}"
-            " WHERE id = $id ORDER BY revision DESC LIMIT 1",
-            {"id": run_id},
-        ).fetchone()
+        params = {"id": str(run_id)}
+        row = call.run(f"SELECT {unified.RUN_FIELDS} FROM {call.relation('runs', files, _ID)} a", params).fetchone()
         if row is None:
             return None
-        revision, started_at = int(row[-1]), row[7]
-        detail: dict[str, list[Any]] = {"steps": [], "attempts": []}
-        for kind, fields in (("steps", unified.STEP_FIELDS), ("attempts", unified.ATTEMPT_FIELDS)):
-            files = call.manifest.select(kind, *_day(started_at.astimezone(UTC).date()))
-            if files:
-                detail[kind] = call.run(
-                    f"SELECT {fields} FROM {archive.parquet_scan(files)} WHERE run_id = $id AND revision = $revision",
-                    {"id": run_id, "revision": revision},
-                ).fetchall()
-    return frames.detail_record(row[:-1], detail["steps"], detail["attempts"])
+        # The run's start day holds its row: its steps and attempts are nested in it.
+        files = call.manifest.select(*_day(row[7].astimezone(UTC).date()))
+        steps = call.run(f"SELECT {unified.STEP_FIELDS} FROM {call.relation('steps', files, _ID)} a", params)
+        step_rows = steps.fetchall()
+        attempts = call.run(f"SELECT {unified.ATTEMPT_FIELDS} FROM {call.relation('attempts', files, _ID)} a", params)
+        attempt_rows = attempts.fetchall()
+    return frames.detail_record(row, step_rows, attempt_rows)
 
 
 def _day(day: date) -> tuple[datetime, datetime]:

@@ -4,8 +4,8 @@ Reads go through one ``adbc-driver-postgresql`` connection, which turns result
 sets into Arrow in C (binary COPY for parameterless queries), so a hundred
 thousand live rows cost milliseconds rather than a Python loop. Every reporting
 call opens one ``REPEATABLE READ, READ ONLY`` transaction and makes all its live
-reads (archive manifest, superseded copies, live rows, counts) inside it, so
-totals, pages and the set of archived files always agree with each other.
+reads (the archive version PostgreSQL recorded, live rows, counts) inside it,
+so totals, pages and the archived rows always agree with each other.
 Queries with parameters run as unnamed statements, planned for their actual
 values each time, so a trigram search never falls back to a generic plan.
 """
@@ -26,6 +26,7 @@ from oltp import rows
 from oltp.connection import schema_name
 from oltp.errors import FlowRunStoreError
 from oltp.sqlstate import error_for, first_line
+from sync.bookkeeping import ArchiveState
 
 # The record columns of oltp, plus the run's revision that decides which copy of a run wins.
 RUN_COLUMNS = rows.RUN_COLUMNS + ", revision"
@@ -114,13 +115,7 @@ def _translated() -> Iterator[None]:
         raise error_for(exc.sqlstate or None, first_line(exc), connection_error=connection_error) from exc
 
 
-# Changes whenever a file is listed or unlisted, even within one clock tick.
-_FINGERPRINT = (
-    "SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(path, 7)), 0)::text"
-    " || ':' || coalesce(max(created_at)::text, '') AS fingerprint FROM archive_files"
-)
-_MANIFEST = "SELECT path, kind, started_date FROM archive_files"
-_SUPERSEDED = "SELECT run_id, revision, started_date FROM archive_superseded"
+_ARCHIVE_STATE = "SELECT uri, table_id, store_id, batch, version FROM archive_state"
 _ARCHIVED_REVISION = "SELECT revision, started_date FROM archived_runs WHERE run_id = $1::uuid"
 # A loose index scan over ix_flow_runs_flow_started: one probe per distinct flow.
 _FLOW_IDS = """
@@ -142,19 +137,10 @@ SELECT (SELECT count(*) FROM flow_runs WHERE status = 'Running') AS active_runs,
 """
 
 
-def fingerprint(snap: Snapshot) -> str:
-    """A value that changes whenever ``archive_files`` changes."""
-    return str(snap.row(_FINGERPRINT)[0])
-
-
-def manifest_rows(snap: Snapshot) -> list[tuple[str, str, Any]]:
-    """(path, kind, started_date) of every visible archive file."""
-    return [(r["path"], r["kind"], r["started_date"]) for r in snap.table(_MANIFEST).to_pylist()]
-
-
-def superseded(snap: Snapshot) -> pa.Table:
-    """Archived (run_id, revision, started_date) copies that a newer export replaced."""
-    return snap.table(_SUPERSEDED)
+def archive_state(snap: Snapshot) -> ArchiveState | None:
+    """Where the archive lives and the table version to read, or None before the first export."""
+    rows = snap.table(_ARCHIVE_STATE).to_pylist()
+    return ArchiveState(**rows[0]) if rows else None
 
 
 def archived_revision(snap: Snapshot, run_id: str) -> tuple[Any, ...]:

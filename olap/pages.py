@@ -4,9 +4,9 @@ A page takes the first ``skip + take`` rows of each side in the final order and
 merges them: the global page is always among those. The archive side reads its
 partition days newest first and stops as soon as older days cannot reach the
 page, so page one touches one day's files, not ninety. A search first collects
-the matching archive run versions once (their own fields, or any attempt of the
-same version), then counts and pages over them, fetching full rows only for the
-page.
+the matching archive runs once, from the lower-cased search document the export
+wrote beside each run (no per-reader build, no warm-up), then counts and pages
+over them, fetching full rows only for the page.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from olap import archive, frames, live, search, unified
+from olap import frames, live, search, unified
 from olap.live import Snapshot
 from olap.queries import load
 from olap.scope import PgParams, RunScope, duck_where, pg_where
@@ -44,7 +44,7 @@ def page(sources: Sources, scope: RunScope, skip: int, take: int, *, with_count:
     with sources.call(read) as call:
         where, params = duck_where(scope, "a")
         if scope.search is not None:
-            return _search_page(sources, call, scope, where, params, skip, take, live_total[0], with_count)
+            return _search_page(call, scope, where, params, skip, take, live_total[0], with_count)
         _newest_archived(call, scope, where, params, skip + take)
         branches = f"(SELECT {unified.RUN_FIELDS} FROM live_runs)\nUNION ALL\n(SELECT * FROM newest)"
         rows = call.run(load("page").format(branches=branches), {"take": take, "skip": skip}).fetchall()
@@ -65,13 +65,13 @@ def _newest_archived(call: Call, scope: RunScope, where: str, params: dict[str, 
     live ones) are at least as new as the oldest day read, no older day can reach the page.
     """
     call.run(f"CREATE OR REPLACE TEMP TABLE newest AS {unified.project('runs', unified.RUN_FIELDS)}")
-    files = call.manifest.select("runs", scope.since, scope.until)
+    files = call.manifest.select(scope.since, scope.until)
     days = sorted({f.started_date for f in files}, reverse=True)
     found, batch = 0, 1
     while days:
         chunk, days = days[:batch], days[batch:]
         chosen = [f for f in files if f.started_date in chunk]
-        parts = unified.archive_parts(chosen, call.shadowed, unified.RUN_FIELDS, where)
+        parts = call.archive_parts_of("runs", chosen, unified.RUN_FIELDS, where)
         found += _scalar(
             call, f"INSERT INTO newest SELECT * FROM ({unified.union(parts, '')}) {ORDER} LIMIT {n}", params
         )
@@ -82,7 +82,6 @@ def _newest_archived(call: Call, scope: RunScope, where: str, params: dict[str, 
 
 
 def _search_page(
-    sources: Sources,
     call: Call,
     scope: RunScope,
     where: str,
@@ -93,12 +92,10 @@ def _search_page(
     with_count: bool,
 ) -> RunsPage:
     assert scope.search is not None
-    if not (
-        call.manifest.select("runs")
-        and not search.needs_per_field(scope.search)
-        and _indexed_hits(sources, call, scope)
-    ):
+    if search.needs_per_field(scope.search):
         _scanned_hits(call, scope, where, params)
+    else:
+        _document_hits(call, scope, where, params)
     total = live_total + _scalar(call, "SELECT count(*) FROM hits") if with_count else 0
     call.run(
         "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT * FROM ("
@@ -111,9 +108,9 @@ def _search_page(
     lo, hi = bounds if bounds is not None else (None, None)
     if lo is not None:
         # Full rows only for the archived runs of the page, from the files of its days.
-        page_files = call.manifest.select("runs", lo, hi + timedelta(microseconds=1))
+        page_files = call.manifest.select(lo, hi + timedelta(microseconds=1))
         branches.append(
-            f"SELECT {unified.RUN_FIELDS} FROM {archive.parquet_scan(page_files)} a"
+            f"SELECT {unified.RUN_FIELDS} FROM {call.relation('runs', page_files)} a"
             " WHERE a.started_at >= $lo AND a.started_at <= $hi AND EXISTS (SELECT 1 FROM page_keys p"
             " WHERE NOT p.is_live AND p.id = a.id AND p.revision = a.revision)"
         )
@@ -121,34 +118,24 @@ def _search_page(
     return RunsPage([frames.run_record(r) for r in rows], total)
 
 
-def _indexed_hits(sources: Sources, call: Call, scope: RunScope) -> bool:
-    """Temp table ``hits`` from the search documents; False when they are not ready yet."""
+def _document_hits(call: Call, scope: RunScope, where: str, params: dict[str, Any]) -> None:
+    """Temp table ``hits`` from the runs' search documents (one lower-cased column, written by the export)."""
     assert scope.search is not None
     row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
-    where, params = duck_where(scope, "d")
-    params = {**params, "term": str(row[0]) if row else "", "shadowed": sorted(call.shadowed)}
-    with sources.search_index().current(call.cur, call.manifest) as table:
-        if table is None:
-            return False
-        call.run(
-            f"CREATE OR REPLACE TEMP TABLE hits AS SELECT {_KEYS} FROM {table} d"
-            f" WHERE contains(d.doc, $term) AND {where} AND ({unified.VISIBLE_DAY.format(alias='d')})",
-            params,
-        )
-    return True
+    params = {**params, "term": str(row[0]) if row else ""}
+    parts = call.archive_parts("runs", _KEYS, f"{where} AND contains(a.search_doc, $term)", scope.since, scope.until)
+    call.run(f"CREATE OR REPLACE TEMP TABLE hits AS {unified.union(parts, unified.project('runs', _KEYS))}", params)
 
 
 def _scanned_hits(call: Call, scope: RunScope, where: str, params: dict[str, Any]) -> None:
-    """Temp table ``hits`` straight from the Parquet files, matching field by field."""
+    """Temp table ``hits`` matching field by field (a term holding the documents' separator)."""
     assert scope.search is not None
     params = {**params, "pattern": scope.search.like_pattern}
-    # (run_id, revision) of archive attempts that match. The runs side keeps only visible
-    # versions, so joining on the pair picks the winning version's attempts by itself.
-    attempt_files = call.manifest.select("attempts", scope.since, scope.until)
     matched = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision WHERE FALSE"
-    if attempt_files:
+    files = call.manifest.select(scope.since, scope.until)
+    if files:
         matched = (
-            f"SELECT DISTINCT run_id, revision FROM {archive.parquet_scan(attempt_files)} a"
+            f"SELECT DISTINCT run_id, revision FROM {call.relation('attempts', files)} a"
             f" WHERE {search.duck_attempt_predicate('a', '$pattern')}"
         )
     call.run(f"CREATE OR REPLACE TEMP TABLE matched AS {matched}", params)
@@ -180,13 +167,6 @@ def all_runs(sources: Sources, scope: RunScope) -> list[FlowRunRecord]:
         parts += call.archive_parts("runs", unified.RUN_FIELDS, where, scope.since, scope.until)
         rows = call.run(f"SELECT * FROM ({unified.union(parts, '')}) {ORDER}", params).fetchall()
     return [frames.run_record(r) for r in rows]
-
-
-def warm_search(sources: Sources) -> None:
-    """Build the search documents of every visible archive file now."""
-    with sources.call(lambda snap: {}) as call:
-        if call.manifest.select("runs"):
-            sources.search_index().build(call.cur, call.manifest)
 
 
 def _scalar(call: Call, query: str, params: dict[str, Any] | None = None) -> int:

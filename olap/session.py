@@ -1,11 +1,14 @@
 """The two sides a reader draws on, and one call's consistent view of them.
 
 ``Sources`` holds what lives as long as a ``RunAnalytics``: the PostgreSQL reader,
-the archive root, one DuckDB database and the archive cache (the manifest and what
-is derived from it, rebuilt when the manifest changes). ``Sources.call`` opens one
-call's view: it reads the live side in one snapshot, registers those Arrow tables
-and the hidden sets in a fresh DuckDB cursor, and works out which partition days
-need the visibility anti-joins (``olap.unified``). Queries run through ``Call.run``.
+the archive reader (``olap.archive``), one DuckDB database and the archive cache
+(the manifest of one table version and what is derived from it, rebuilt when the
+version changes). ``Sources.call`` opens one call's view: it reads the live side
+in one snapshot, including the archive version PostgreSQL recorded (archive-only
+readers take the newest), registers the live Arrow tables in a fresh DuckDB
+cursor, and works out which partition days need the live-wins anti-join
+(``olap.unified``). Queries run through ``Call.run``. DuckDB failing on a data
+file is ``ArchiveCorrupt`` naming that file.
 """
 
 from __future__ import annotations
@@ -22,30 +25,30 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from olap import archive, live, unified
-from olap.archive import Manifest
+from olap import live, unified
+from olap.archive import ArchiveReader, Manifest
 from olap.live import LiveSource, Snapshot
-from olap.search_index import SearchIndex
 from oltp.errors import DatabaseError, StoreUnavailable
+from sync.archive_identity import check
+from sync.archive_location import ArchiveLocation
+from sync.archive_table import DataFile
+from sync.errors import ArchiveCorrupt
 
 T = TypeVar("T")
 LiveReads = Callable[[Snapshot], dict[str, pa.Table]]
+KINDS = ("runs", "steps", "attempts")
 
-# A file listed in a snapshot may be deleted by a compaction before DuckDB opens it;
-# a fresh snapshot then lists its replacement.
-_FILE_RACE_RETRIES = 3
 _PARAM = re.compile(r"\$([a-z_]+)")
 _EMPTY_KEYS = unified.EMPTY_KEYS
-_EMPTY_HIDDEN = unified.EMPTY_HIDDEN
+# DuckDB names the file it failed on in its message; the Delta layout names data files so.
+_FILE_IN_MESSAGE = re.compile(r"""(?:"|')?([^\s"']+\.parquet)""")
 
 
 @dataclass
 class ArchiveCache:
-    """What is derived from one manifest, kept until the manifest changes."""
+    """What is derived from one table version, kept until the version changes."""
 
     manifest: Manifest
-    # Archive-only readers: older copies of runs exported more than once.
-    hidden: pa.Table | None = None
     flow_ids: frozenset[uuid.UUID] | None = None
 
 
@@ -56,10 +59,11 @@ class Call:
     cur: duckdb.DuckDBPyConnection
     cache: ArchiveCache
     shadowed: frozenset[date]
+    reader: ArchiveReader | None
 
     @property
     def manifest(self) -> Manifest:
-        """The visible archive files of this call's snapshot."""
+        """The archive files of this call's snapshot."""
         return self.cache.manifest
 
     def run(self, query: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
@@ -75,77 +79,77 @@ class Call:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[str]:
-        """SELECTs over the visible archive rows of ``kind`` started in ``[since, until)``, alias ``a``."""
-        files = self.manifest.select(kind, since, until)
-        return unified.archive_parts(files, self.shadowed, fields, where, "id" if kind == "runs" else "run_id")
+        """SELECTs over the visible archive rows of ``kind`` whose run started in ``[since, until)``, alias ``a``."""
+        if self.reader is None:
+            return []
+        files = self.manifest.select(since, until)
+        return unified.archive_parts(self.reader, self.cur, kind, files, self.shadowed, fields, where)
+
+    def archive_parts_of(self, kind: str, files: list[DataFile], fields: str, where: str = "TRUE") -> list[str]:
+        """Like ``archive_parts`` over chosen ``files``."""
+        if self.reader is None or not files:
+            return []
+        return unified.archive_parts(self.reader, self.cur, kind, files, self.shadowed, fields, where)
+
+    def relation(self, kind: str, files: list[DataFile], where: str = "TRUE") -> str:
+        """All archive rows of ``kind`` in ``files`` (raw rows filtered by ``where``, alias ``r``)."""
+        assert self.reader is not None
+        return self.reader.relation(self.cur, kind, files, where)
 
 
 class Sources:
     """PostgreSQL, the archive and the DuckDB database of one reader; thread-safe."""
 
-    def __init__(self, dsn: str | None, archive_root: str | None, schema: str) -> None:
+    def __init__(self, dsn: str | None, archive: ArchiveLocation | None, schema: str) -> None:
         self.live = LiveSource(dsn, schema) if dsn is not None else None
-        self.archive_root = archive_root
+        self.archive = ArchiveReader(archive) if archive is not None else None
         self._duck = duckdb.connect()
         self._duck.execute("SET GLOBAL TimeZone = 'UTC'")
         self._lock = threading.Lock()
-        self._cache = ArchiveCache(Manifest(None, {}))
-        self._index: SearchIndex | None = None
+        self._cache = ArchiveCache(Manifest(None))
         self._closed = False
-
-    def search_index(self) -> SearchIndex:
-        """The archive's search documents, created on first use."""
-        with self._lock:
-            if self._index is None:
-                self._index = SearchIndex(self._duck)
-            return self._index
 
     def close(self) -> None:
         """Close the PostgreSQL connection and the DuckDB database."""
         self._closed = True
         if self.live is not None:
             self.live.close()
-        if self._index is not None:
-            self._index.close()
         self._duck.close()
 
     def retry(self, work: Callable[[], T]) -> T:
-        """Run ``work``, starting over when a listed archive file vanished under it."""
+        """Run ``work``; a data file DuckDB cannot read is ``ArchiveCorrupt`` naming it."""
         # Every reporting call comes through here: a closed reader is the store's error,
         # like a closed connection pool, not DuckDB's "connection already closed".
         if self._closed:
             raise StoreUnavailable("the reader is closed")
-        for attempt in range(_FILE_RACE_RETRIES):
-            try:
-                return work()
-            except duckdb.IOException as exc:
-                if attempt == _FILE_RACE_RETRIES - 1:
-                    raise StoreUnavailable(f"archive file unreadable: {exc}") from exc
-        raise AssertionError("unreachable")
+        try:
+            return work()
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.InternalException) as exc:
+            found = _FILE_IN_MESSAGE.search(str(exc))
+            if found is None:
+                raise DatabaseError(f"DuckDB error: {exc}") from exc
+            raise ArchiveCorrupt(found.group(1), f"unreadable ({str(exc).splitlines()[0]})") from exc
 
     @contextmanager
     def call(self, read_live: LiveReads) -> Iterator[Call]:
-        """Snapshot the live side, register its tables and the hidden sets in a fresh cursor."""
+        """Snapshot the live side, register its tables in a fresh cursor."""
         tables: dict[str, pa.Table] = {}
         with self.live.snapshot() if self.live is not None else nullcontext(None) as snap:
             cache = self._refresh(snap)
             if snap is not None:
                 tables = read_live(snap)
-                tables.setdefault("hidden_pairs", live.superseded(snap))
         cur = self._duck.cursor()
         try:
-            if cache.hidden is not None:
-                tables.setdefault("hidden_pairs", cache.hidden)
             for name, table in tables.items():
                 cur.register(name, table)
-            empty = {"live_keys": _EMPTY_KEYS, "hidden_pairs": _EMPTY_HIDDEN}
-            empty.update({f"live_{kind}": unified.EMPTY[kind] for kind in archive.KINDS})
+            empty = {"live_keys": _EMPTY_KEYS}
+            empty.update({f"live_{kind}": unified.EMPTY[kind] for kind in KINDS})
             for name, relation in empty.items():
                 if name not in tables:
                     cur.execute(f"CREATE TEMP VIEW {name} AS {relation}")
             shadowed = frozenset(r[0] for r in cur.execute(unified.SHADOWED_DAYS).fetchall())
-            yield Call(cur, cache, shadowed)
-        except duckdb.IOException:
+            yield Call(cur, cache, shadowed, self.archive)
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.InternalException):
             raise
         except duckdb.Error as exc:
             raise DatabaseError(f"DuckDB error: {exc}") from exc
@@ -153,38 +157,24 @@ class Sources:
             cur.close()
 
     def _refresh(self, snap: Snapshot | None) -> ArchiveCache:
-        """The archive cache for the manifest this snapshot sees, rebuilt when it changed."""
-        if self.archive_root is None:
+        """The archive cache for the table version this snapshot sees, rebuilt when it changed."""
+        if self.archive is None:
             return self._cache
+        if snap is not None:
+            recorded = live.archive_state(snap)
+            if recorded is None:
+                return ArchiveCache(Manifest(None))
+            check(recorded, self.archive.location)
+            version: int | None = recorded.version
+            if version is not None and version < 0:
+                return ArchiveCache(Manifest(None))
+            with self._lock:
+                if self._cache.manifest.version == version:
+                    return self._cache
+            manifest = self.archive.manifest(version)
+        else:
+            manifest = self.archive.manifest(newest=True)
         with self._lock:
-            if snap is not None:
-                fp = live.fingerprint(snap)
-                if fp != self._cache.manifest.fingerprint:
-                    self._cache = ArchiveCache(archive.from_rows(self.archive_root, live.manifest_rows(snap), fp))
-            else:
-                scanned = archive.scan_directory(self.archive_root)
-                if scanned.fingerprint != self._cache.manifest.fingerprint:
-                    self._cache = ArchiveCache(scanned, hidden=self._older_copies(scanned))
+            if manifest.version != self._cache.manifest.version:
+                self._cache = ArchiveCache(manifest)
             return self._cache
-
-    def _older_copies(self, manifest: Manifest) -> pa.Table:
-        """Archive-only: (run_id, revision, started_date) of every copy below its run's newest revision.
-
-        A run's copies share its start day, so only days with more than one runs file can hold any.
-        """
-        by_day: dict[date, list[archive.ArchiveFile]] = {}
-        for f in manifest.files.get("runs", ()):
-            by_day.setdefault(f.started_date, []).append(f)
-        files = [f for group in by_day.values() if len(group) > 1 for f in group]
-        query = _EMPTY_HIDDEN
-        if files:
-            query = f"""
-                SELECT id AS run_id, revision, CAST(timezone('UTC', started_at) AS DATE) AS started_date
-                  FROM (SELECT id, revision, started_at, max(revision) OVER (PARTITION BY id) AS newest
-                          FROM {archive.parquet_scan(files)})
-                 WHERE revision < newest"""
-        cur = self._duck.cursor()
-        try:
-            return cur.sql(query).to_arrow_table()
-        finally:
-            cur.close()

@@ -4,7 +4,7 @@ Live counts come from PostgreSQL in the call's snapshot, each served by a partia
 index; archived runs add their Succeeded/Failed runs completed on the day (row
 groups outside the day are skipped by their ``completed_at`` statistics). The
 archive's distinct flows depend on its files alone (a run's flow never changes),
-so they are computed once per manifest.
+so they are computed once per table version.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime
 
 import pyarrow as pa
 
-from olap import archive, live, unified
+from olap import live, unified
 from olap.live import Snapshot
 from olap.session import Call, Sources
 from oltp.records import DashboardStatistics
@@ -54,8 +54,8 @@ def statistics(sources: Sources, day: datetime, next_day: datetime) -> Dashboard
 
 def _archive_flow_ids(call: Call) -> frozenset[uuid.UUID]:
     if call.cache.flow_ids is None:
-        files = call.manifest.select("runs")
-        rows = call.run(f"SELECT DISTINCT flow_id FROM {archive.parquet_scan(files)}").fetchall() if files else []
+        files = call.manifest.select()
+        rows = call.run(f"SELECT DISTINCT flow_id FROM {call.relation('runs', files)}").fetchall() if files else []
         call.cache.flow_ids = frozenset(r[0] for r in rows)
     return call.cache.flow_ids
 

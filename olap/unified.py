@@ -1,14 +1,11 @@
 """One table from two places: DuckDB relations over live rows UNION visible archive rows.
 
-Live rows arrive as Arrow tables registered in the call's DuckDB cursor. An archive
-row is visible unless its run is live (``live_keys``: live wins) or its
-``(run_id, revision)`` copy was superseded by a newer export (``hidden_pairs``).
-Both sets touch few partition days (live runs are recent, superseded copies are
-rare and compacted away), so only the files of those days pay for the anti-joins;
-every other file is scanned as it is, which keeps a 90-day aggregate at the speed
-of the bare Parquet scan. A step or attempt row belongs to the run version with
-the same ``(run_id, revision)``, so the same rule picks a run's rows at its winning
-revision in every table.
+Live rows arrive as Arrow tables registered in the call's DuckDB cursor. The
+archive's Delta table holds one row per run (its newest exported revision), so an
+archive row is visible unless its run is live (``live_keys``: live wins). Live
+runs are recent and touch few partition days, so only the files of those days pay
+for the anti-join; every other file is scanned as it is, which keeps a 90-day
+aggregate at the speed of the bare Parquet scan.
 """
 
 from __future__ import annotations
@@ -16,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date
 
-from olap.archive import ArchiveFile, parquet_scan
+import duckdb
+
+from olap.archive import ArchiveReader
+from sync.archive_table import DataFile
 
 RUN_FIELDS = (
     "id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,"
@@ -54,44 +54,31 @@ EMPTY = {
 }
 
 EMPTY_KEYS = "SELECT NULL::UUID AS id, NULL::TIMESTAMPTZ AS started_at WHERE FALSE"
-EMPTY_HIDDEN = "SELECT NULL::UUID AS run_id, NULL::BIGINT AS revision, NULL::DATE AS started_date WHERE FALSE"
 
-_VISIBLE = (
-    "NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = a.{id})"
-    " AND NOT EXISTS (SELECT 1 FROM hidden_pairs h WHERE h.run_id = a.{id} AND h.revision = a.revision)"
-)
+_VISIBLE = "NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = a.{id})"
 
-# The same test for rows that carry their partition day, applied only on shadowed days.
-VISIBLE_DAY = (
-    "NOT list_contains($shadowed, {alias}.started_date)"
-    " OR (NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = {alias}.id)"
-    " AND NOT EXISTS (SELECT 1 FROM hidden_pairs h WHERE h.run_id = {alias}.id AND h.revision = {alias}.revision))"
-)
-
-# Partition days that hold an archived copy of a live run or a superseded copy.
-SHADOWED_DAYS = """
-SELECT DISTINCT CAST(timezone('UTC', started_at) AS DATE) AS d FROM live_keys
-UNION
-SELECT DISTINCT started_date FROM hidden_pairs
-"""
+# Partition days that hold an archived copy of a live run.
+SHADOWED_DAYS = "SELECT DISTINCT CAST(timezone('UTC', started_at) AS DATE) AS d FROM live_keys"
 
 
 def archive_parts(
-    files: Sequence[ArchiveFile],
+    reader: ArchiveReader,
+    cur: duckdb.DuckDBPyConnection,
+    kind: str,
+    files: Sequence[DataFile],
     shadowed: Collection[date],
     fields: str,
     where: str = "TRUE",
-    id_column: str = "id",
 ) -> list[str]:
-    """SELECTs over the visible archive rows of ``files`` that satisfy ``where`` (alias ``a``)."""
+    """SELECTs over the visible archive rows of ``kind`` in ``files`` that satisfy ``where`` (alias ``a``)."""
     clean = [f for f in files if f.started_date not in shadowed]
     dirty = [f for f in files if f.started_date in shadowed]
     parts = []
     if clean:
-        parts.append(f"SELECT {fields} FROM {parquet_scan(clean)} a WHERE {where}")
+        parts.append(f"SELECT {fields} FROM {reader.relation(cur, kind, clean)} a WHERE {where}")
     if dirty:
-        visible = _VISIBLE.format(id=id_column)
-        parts.append(f"SELECT {fields} FROM {parquet_scan(dirty)} a WHERE ({where}) AND {visible}")
+        visible = _VISIBLE.format(id="id" if kind == "runs" else "run_id")
+        parts.append(f"SELECT {fields} FROM {reader.relation(cur, kind, dirty)} a WHERE ({where}) AND {visible}")
     return parts
 
 

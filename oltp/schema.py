@@ -148,22 +148,6 @@ export_outbox = sa.Table(
 )
 sa.Index("ix_export_outbox_enqueued", export_outbox.c.enqueued_at)
 
-# Every Parquet file of the archive that readers may see, with what it holds.
-archive_files = sa.Table(
-    "archive_files",
-    metadata,
-    sa.Column("path", sa.Text, primary_key=True),  # relative to the archive root, '/'-separated
-    sa.Column("kind", sa.Text, nullable=False),  # runs | steps | attempts
-    sa.Column("started_date", sa.Date, nullable=False),
-    sa.Column("batch_id", sa.Text, nullable=False),
-    sa.Column("row_count", sa.BigInteger, nullable=False),
-    sa.Column("min_started_at", TS),
-    sa.Column("max_started_at", TS),
-    sa.Column("created_at", TS, nullable=False),
-    sa.CheckConstraint("kind IN ('runs', 'steps', 'attempts')", name="kind"),
-)
-sa.Index("ix_archive_files_kind_date", archive_files.c.kind, archive_files.c.started_date)
-
 # The newest revision of each run present in the archive: prune deletes a run from
 # PostgreSQL only when this equals the live revision.
 archived_runs = sa.Table(
@@ -172,18 +156,36 @@ archived_runs = sa.Table(
     sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("revision", sa.BigInteger, nullable=False),
     sa.Column("started_date", sa.Date, nullable=False),
-    sa.Column("batch_id", sa.Text, nullable=False),
+    sa.Column("batch", sa.BigInteger, nullable=False),  # the export batch that wrote this revision
 )
 
-# Older archived copies of runs that were exported again at a higher revision; readers
-# skip them, compaction removes them from the files and then from here.
-archive_superseded = sa.Table(
-    "archive_superseded",
+# Where this schema's archive lives and which Delta table it is (one row, written by the
+# first export): a job or reader pointed anywhere else is refused, so one database never
+# splits its history over two archives. ``store_id`` is the app id of the Delta
+# transactions the exports commit; ``version`` the table version readers with a DSN read.
+archive_state = sa.Table(
+    "archive_state",
     metadata,
-    sa.Column("run_id", UUID(as_uuid=True), nullable=False),
+    sa.Column("singleton", sa.Boolean, primary_key=True, server_default=sa.true()),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("table_id", sa.Text, nullable=False),
+    sa.Column("store_id", sa.Text, nullable=False),
+    sa.Column("batch", sa.BigInteger, nullable=False),  # the last export batch recorded here
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.CheckConstraint("singleton", name="singleton"),
+)
+
+# The (run, revision) pairs of the export batch being committed to Delta: written before
+# the Delta commit, so a job that finds that commit after a crash knows which outbox rows
+# it covered; emptied by the transaction that records the batch.
+archive_pending = sa.Table(
+    "archive_pending",
+    metadata,
+    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
     sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.Column("started_date", sa.Date, nullable=False),
-    sa.PrimaryKeyConstraint("run_id", "revision"),
+    sa.Column("started_date", sa.Date),  # null: a run the batch drops from the queue (Running again)
+    sa.Column("batch", sa.BigInteger, nullable=False),
 )
 
 # Substring search (ILIKE '%term%') over live runs is served by pg_trgm GIN indexes on

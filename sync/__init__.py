@@ -1,14 +1,17 @@
-"""Export of completed runs to the Parquet archive (exactly once), its compaction and retention.
+"""Export of completed runs to the Delta Lake archive (exactly once), its compaction and retention.
 
-``export_completed_runs`` drains the outbox into hive-partitioned Parquet files,
-``compact`` merges a partition's small files, ``prune`` deletes archived runs
-from PostgreSQL. The archive's layout and schemas are the contract in
-``docs/archive.md``; ``sync.arrow_schemas`` holds them in code.
+``export_completed_runs`` drains the outbox into the archive's Delta table,
+``compact`` optimizes, checkpoints and vacuums it, ``prune`` deletes archived runs
+from PostgreSQL, ``relocate`` records a deliberate move of the archive. The layout
+and schema are the contract in ``docs/archive.md``; ``sync.arrow_schemas`` holds
+them in code, ``sync.archive_location`` and ``sync.archive_table`` own the storage.
 """
 
-from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
+from sync.archive_identity import relocate
+from sync.archive_location import ArchiveLocation
+from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
 from sync.durations import parse_duration
-from sync.errors import ArchiveBusy, ArchiveConflict
+from sync.errors import ArchiveBusy, ArchiveConflict, ArchiveCorrupt
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress, ProgressUpdate, console_progress, log_progress
 from sync.prune import DEFAULT_PRUNE_BATCH, prune
@@ -17,8 +20,11 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_FILE_ROWS",
     "DEFAULT_PRUNE_BATCH",
+    "DEFAULT_VACUUM_AFTER",
     "ArchiveBusy",
     "ArchiveConflict",
+    "ArchiveCorrupt",
+    "ArchiveLocation",
     "CompactReport",
     "ExportReport",
     "Progress",
@@ -29,4 +35,5 @@ __all__ = [
     "log_progress",
     "parse_duration",
     "prune",
+    "relocate",
 ]

@@ -1,64 +1,101 @@
-"""Which database an archive belongs to, so one store never deletes another's files.
+"""The database remembers its archive: one schema's history never splits over two locations.
 
-An export removes every Parquet file its manifest does not list (the leftovers
-of a crash). Pointed by mistake at an archive another database or schema
-fills, or at an archive whose database was dropped and created anew, that rule
-would delete someone's data. So the first export writes a marker,
-``_flowrun_archive.json``, naming the database and schema (with their oids,
-which a re-created database does not keep), and every job checks it before it
-touches a file. An archive that already holds Parquet files but no marker is
-refused too.
+The first export stores the archive URI in ``archive_state`` with a new store id
+(the app id of its Delta transactions), and the Delta table's id once the first
+batch creates it. From then on every job and every reader with a DSN compares its
+archive with that row and raises ``ArchiveConflict`` naming both locations before
+it touches anything: pointed at another directory (``--archive B``, ``--home
+other``, ``<archive>/runs``), or at a location whose table is not the recorded one
+(another store's archive, a table re-created by hand). A location that already
+holds a Delta table is refused at the first export too. A deliberate move is
+``relocate`` (``flowrun move-archive``): it checks that the table at the new
+location is the recorded one at the recorded version or later, then updates the row.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
 
-import pyarrow as pa
-
-from sync.archive_storage import ArchiveStorage
-from sync.arrow_connection import ArrowConnection, scalar_param
-from sync.arrow_schemas import FORMAT_VERSION
+from oltp.clock import Clock, checked_now, wall_clock
+from oltp.connection import DEFAULT_SCHEMA, schema_name
+from sync import bookkeeping
+from sync.archive_location import ArchiveLocation
+from sync.archive_lock import archive_lock
+from sync.archive_table import ArchiveTable
+from sync.arrow_connection import ArrowConnection
+from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveConflict
-from sync.layout import MARKER, SUFFIX
-
-_IDENTITY = """
-SELECT current_database(), d.oid::int8, n.nspname, n.oid::int8
-  FROM pg_database d, pg_namespace n
- WHERE d.datname = current_database() AND n.nspname = $1
-"""
-_KEYS = ("database", "database_oid", "schema", "schema_oid")
 
 
-def database_identity(conn: ArrowConnection, schema: str) -> dict[str, Any]:
-    """Name and oid of the connected database and of ``schema``."""
-    with conn.transaction():
-        rows = conn.rows(_IDENTITY, scalar_param(schema, pa.string()))
-    row = rows[0] if rows else None
-    if row is None:
-        raise ArchiveConflict(f"schema {schema!r} does not exist in this database; run `flowrun migrate`")
-    return dict(zip(_KEYS, row, strict=True))
-
-
-def claim(storage: ArchiveStorage, conn: ArrowConnection, schema: str) -> None:
-    """Check that the archive is this schema's (creating its marker on first use), or raise."""
-    ours = database_identity(conn, schema)
-    marker = storage.read_marker()
-    where = storage.full("")
-    if marker is None:
-        if any(path.endswith(SUFFIX) for path in storage.files()):
-            raise ArchiveConflict(
-                f"the archive {where} holds Parquet files but no {MARKER}: it was not written by this store"
-                " (or its marker was removed). Use an empty directory for this store's archive."
-            )
-        storage.write_marker({**ours, "format": FORMAT_VERSION})
-        return
-    theirs = {key: marker.get(key) for key in _KEYS}
-    if theirs != ours:
+def check(state: ArchiveState | None, location: ArchiveLocation) -> None:
+    """Raise ``ArchiveConflict`` when the schema's recorded archive is elsewhere."""
+    if state is not None and state.uri != location.uri:
         raise ArchiveConflict(
-            f"the archive {where} belongs to database {theirs['database']!r} (oid {theirs['database_oid']}),"
-            f" schema {theirs['schema']!r} (oid {theirs['schema_oid']}); this store is database"
-            f" {ours['database']!r} (oid {ours['database_oid']}), schema {ours['schema']!r}"
-            f" (oid {ours['schema_oid']}). Point the store at its own archive. After restoring this database"
-            f" from a backup, check that the manifest matches the files, then update {MARKER}."
+            f"this database's archive is {state.uri}, not {location.uri}: point the store at {state.uri},"
+            f" or, if the archive was moved there on purpose, run `flowrun move-archive {location.uri}`"
         )
+
+
+def check_table(state: ArchiveState, table: ArchiveTable) -> None:
+    """Raise ``ArchiveConflict`` when the table at the location is not the one this database wrote."""
+    if state.table_id and table.exists and table.table_id != state.table_id:
+        raise ArchiveConflict(
+            f"the Delta table at {table.location.table_uri} is {table.table_id}, not this database's archive"
+            f" table {state.table_id}: it belongs to another store or was re-created"
+        )
+    if state.table_id and not table.exists:
+        raise ArchiveConflict(
+            f"this database's archive table {state.table_id} is missing at {table.location.table_uri}"
+            " (moved or deleted): restore it there, or run `flowrun move-archive <uri>` to where it now lives"
+        )
+
+
+def claim(conn: ArrowConnection, location: ArchiveLocation, table: ArchiveTable, now: datetime) -> ArchiveState:
+    """The schema's archive state, created at the first export; ``ArchiveConflict`` if it is elsewhere."""
+    with conn.transaction():
+        found = bookkeeping.state(conn)
+    if found is None:
+        if table.exists:
+            raise ArchiveConflict(
+                f"{location.table_uri} already holds a Delta table ({table.table_id}) that this database did not"
+                " write: use an empty location for this store's archive"
+            )
+        with conn.transaction():
+            bookkeeping.create_state(conn, location.uri, str(uuid.uuid4()), now)
+            found = bookkeeping.state(conn)
+        assert found is not None
+    check(found, location)
+    check_table(found, table)
+    return found
+
+
+def relocate(
+    dsn: str,
+    archive: str | os.PathLike[str],
+    *,
+    schema: str = DEFAULT_SCHEMA,
+    storage_options: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    wait: float = 0.0,
+) -> str:
+    """Record that this schema's archive now lives at ``archive`` (after copying it there); the old URI."""
+    location = ArchiveLocation.resolve(archive, storage_options)
+    schema = schema_name(schema)
+    with ArrowConnection(dsn, schema) as conn, archive_lock(conn, schema, wait=wait):
+        with conn.transaction():
+            found = bookkeeping.state(conn)
+        if found is None:
+            raise ArchiveConflict("this database has no archive yet: nothing to move (the first export creates it)")
+        table = ArchiveTable.open(location)
+        check_table(found, table)
+        if table.version is not None and table.version < found.version:
+            raise ArchiveConflict(
+                f"the table at {location.table_uri} is at version {table.version}, older than the version"
+                f" {found.version} this database recorded: copy the whole archive from {found.uri} again"
+            )
+        with conn.transaction():
+            bookkeeping.move(conn, location.uri, checked_now(clock or wall_clock))
+    return found.uri

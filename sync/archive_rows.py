@@ -1,60 +1,93 @@
-"""Arrow tables of archive rows: shaping them to the schema, sorting, splitting by partition.
+"""An export batch as archive rows: one row per run, steps and attempts nested, search document built.
 
-The exporter and the compactor both hand their rows through here before a file
-is written, which is what makes every file of a kind look the same: the exact
-schema of ``sync.arrow_schemas``, rows in the documented sort order, and one
-table per UTC start date of the run (the hive partition).
+The batch arrives as three flat Arrow tables read from PostgreSQL (``sync.snapshot``).
+DuckDB groups the steps and attempts under their run (in ``step_key``/``attempt``
+order), writes ids as canonical lower-case text, builds the lower-cased search
+document (the fields of the search semantics, joined by the unit separator so no
+match spans two fields), and sorts the runs by start time so each file's min/max
+statistics let readers skip row groups. The result is cast to the one schema of
+``sync.arrow_schemas``.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from sync.arrow_schemas import RUN_START, SCHEMAS, SORT_KEYS, TS, Kind
+from sync.arrow_schemas import RUNS
+
+# The search document: the run's own searchable fields, then step key, error and
+# output of every attempt (a step's current fields always mirror one of its attempts).
+_NEST = """
+WITH s AS (
+    SELECT run_id,
+           list(struct_pack(step_key := step_key, step_type := step_type, status := status,
+                            input_json := input_json, output_json := output_json, error_message := error_message,
+                            job_id := job_id, started_at := started_at, completed_at := completed_at,
+                            attempt_count := attempt_count) ORDER BY step_key) AS steps
+      FROM batch_steps GROUP BY run_id
+), a AS (
+    SELECT run_id,
+           list(struct_pack(step_key := step_key, attempt := attempt, step_type := step_type, status := status,
+                            input_json := input_json, output_json := output_json, error_message := error_message,
+                            job_id := job_id, started_at := started_at, completed_at := completed_at)
+                ORDER BY step_key, attempt) AS attempts,
+           string_agg(concat_ws(chr(31), step_key, coalesce(error_message, ''), coalesce(output_json, '')),
+                      chr(31) ORDER BY step_key, attempt) AS doc
+      FROM batch_attempts GROUP BY run_id
+)
+SELECT CAST(r.id AS VARCHAR) AS id, CAST(r.flow_id AS VARCHAR) AS flow_id, r.flow_name, r.status, r.trigger_key,
+       r.trigger_data_json, r.background_job_id, r.started_at, r.completed_at,
+       CAST(r.source_run_id AS VARCHAR) AS source_run_id, r.revision, $exported_at AS exported_at,
+       lower(concat_ws(chr(31), CAST(r.id AS VARCHAR), r.flow_name, r.trigger_key, r.status,
+                       coalesce(r.background_job_id, ''), coalesce(a.doc, ''))) AS search_doc,
+       coalesce(s.steps, []) AS steps, coalesce(a.attempts, []) AS attempts,
+       CAST(timezone('UTC', r.started_at) AS DATE) AS started_date
+  FROM batch_runs r LEFT JOIN s ON s.run_id = r.id LEFT JOIN a ON a.run_id = r.id
+ ORDER BY r.started_at, r.id
+"""
+
+_EMPTY_STEPS = (
+    "SELECT NULL::UUID AS run_id, NULL::VARCHAR AS step_key, NULL::VARCHAR AS step_type, NULL::VARCHAR AS status,"
+    " NULL::VARCHAR AS input_json, NULL::VARCHAR AS output_json, NULL::VARCHAR AS error_message,"
+    " NULL::VARCHAR AS job_id, NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS completed_at,"
+    " NULL::INTEGER AS attempt_count WHERE FALSE"
+)
+_EMPTY_ATTEMPTS = (
+    "SELECT NULL::UUID AS run_id, NULL::VARCHAR AS step_key, NULL::INTEGER AS attempt, NULL::VARCHAR AS step_type,"
+    " NULL::VARCHAR AS status, NULL::VARCHAR AS input_json, NULL::VARCHAR AS output_json,"
+    " NULL::VARCHAR AS error_message, NULL::VARCHAR AS job_id, NULL::TIMESTAMPTZ AS started_at,"
+    " NULL::TIMESTAMPTZ AS completed_at WHERE FALSE"
+)
 
 
-def conform(table: pa.Table, kind: Kind, exported_at: datetime | None = None) -> pa.Table:
-    """Cast ``table`` to the kind's schema; ``exported_at`` fills that column when given."""
-    schema = SCHEMAS[kind]
-    if exported_at is not None:
-        table = table.append_column("exported_at", pa.repeat(pa.scalar(exported_at, TS), table.num_rows))
-    table = table.select(schema.names)
-    # One chunk per column: dictionary columns then share one dictionary per file.
-    return table.cast(schema).combine_chunks()
+class RowBuilder:
+    """One DuckDB connection that turns batches into archive rows."""
 
+    def __init__(self) -> None:
+        self._con = duckdb.connect(config={"threads": 2})
+        self._con.execute("SET TimeZone = 'UTC'")
 
-def sort_rows(table: pa.Table, kind: Kind) -> pa.Table:
-    """Rows in the archive order of their kind (run start time first)."""
-    keys = SORT_KEYS[kind]
-    # Sorting does not accept extension types; their storage orders the same way.
-    plain = pa.table({name: _storage(table.column(name)) for name in keys})
-    return table.take(pc.sort_indices(plain, [(name, "ascending") for name in keys]))
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self._con.close()
 
-
-def _storage(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    if isinstance(column.type, pa.BaseExtensionType):
-        return pa.chunked_array([chunk.storage for chunk in column.chunks], column.type.storage_type)
-    return column
-
-
-def split_by_date(table: pa.Table, kind: Kind) -> list[tuple[date, pa.Table]]:
-    """Cut a sorted table into one slice per UTC start date of the run (zero-copy)."""
-    if table.num_rows == 0:
-        return []
-    dates = pc.cast(table.column(RUN_START[kind]), pa.date32()).combine_chunks()
-    runs = pc.run_end_encode(dates)
-    out: list[tuple[date, pa.Table]] = []
-    start = 0
-    for end, day in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-        out.append((day, table.slice(start, end - start)))
-        start = end
-    return out
-
-
-def start_range(table: pa.Table, kind: Kind) -> tuple[datetime | None, datetime | None]:
-    """Min and max run start time of the rows (None for an empty table)."""
-    bounds = pc.min_max(table.column(RUN_START[kind]))
-    return bounds["min"].as_py(), bounds["max"].as_py()
+    def nest(self, runs: pa.Table, steps: pa.Table, attempts: pa.Table, exported_at: datetime) -> pa.Table:
+        """One archive row per run of ``runs`` with its steps and attempts, sorted by start time."""
+        cur = self._con.cursor()
+        try:
+            cur.register("batch_runs", runs)
+            for name, table, empty in (
+                ("batch_steps", steps, _EMPTY_STEPS),
+                ("batch_attempts", attempts, _EMPTY_ATTEMPTS),
+            ):
+                if table.num_columns:
+                    cur.register(name, table)
+                else:
+                    cur.execute(f"CREATE TEMP VIEW {name} AS {empty}")
+            result = cur.sql(_NEST, params={"exported_at": exported_at}).to_arrow_table()
+        finally:
+            cur.close()
+        return result.cast(RUNS)

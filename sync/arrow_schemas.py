@@ -1,107 +1,73 @@
-"""The Arrow schemas of the archive's three file kinds, written down once.
+"""The Arrow schema of the archive's Delta table, written down once.
 
-Every file the exporter or the compactor writes is cast to one of these
-schemas, so all files of a kind are identical in type whatever produced them:
-ids are ``arrow.uuid`` (Parquet ``UUID``), times ``timestamp[us, tz=UTC]``,
-statuses dictionary-encoded strings, JSON fields plain strings holding the
-stored bytes. ``docs/archive.md`` describes the same columns for readers.
+One row per run at its newest exported revision, with the run's steps and
+attempts nested as lists of structs (``docs/archive.md`` says why one table).
+Ids are canonical lower-case UUID text (Spark, Hive and Athena have no Parquet
+UUID type), times ``timestamp[us, tz=UTC]`` (Delta ``timestamp``), JSON fields
+plain strings holding the stored bytes. ``search_doc`` is the run's lower-cased
+search document. ``started_date`` (the run's UTC start date) is the partition
+column: Delta keeps it in the log, not in the data files.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pyarrow as pa
 
-Kind = Literal["runs", "steps", "attempts"]
-KINDS: tuple[Kind, ...] = ("runs", "steps", "attempts")
-
-# Bumped when a reader would have to change to read new files.
-FORMAT_VERSION = "1"
-
-UUID = pa.uuid()
 TS = pa.timestamp("us", tz="UTC")
-STATUS = pa.dictionary(pa.int32(), pa.string())
+UUID = pa.uuid()  # how PostgreSQL's uuid arrives over ADBC; the archive stores text
 
+PARTITION = "started_date"
 
-def _field(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
-    return pa.field(name, type_, nullable=nullable)
+STEP = pa.struct(
+    [
+        pa.field("step_key", pa.string(), False),
+        pa.field("step_type", pa.string(), False),
+        pa.field("status", pa.string(), False),
+        pa.field("input_json", pa.string()),
+        pa.field("output_json", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("job_id", pa.string()),
+        pa.field("started_at", TS),
+        pa.field("completed_at", TS),
+        pa.field("attempt_count", pa.int32(), False),
+    ]
+)
 
-
-_METADATA = {b"flowrun.archive.format": FORMAT_VERSION.encode()}
+ATTEMPT = pa.struct(
+    [
+        pa.field("step_key", pa.string(), False),
+        pa.field("attempt", pa.int32(), False),
+        pa.field("step_type", pa.string(), False),
+        pa.field("status", pa.string(), False),
+        pa.field("input_json", pa.string()),
+        pa.field("output_json", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("job_id", pa.string()),
+        pa.field("started_at", TS, False),
+        pa.field("completed_at", TS),
+    ]
+)
 
 RUNS = pa.schema(
     [
-        _field("id", UUID, False),
-        _field("flow_id", UUID, False),
-        _field("flow_name", pa.string(), False),
-        _field("status", STATUS, False),
-        _field("trigger_key", pa.string(), False),
-        _field("trigger_data_json", pa.string()),
-        _field("background_job_id", pa.string()),
-        _field("started_at", TS, False),
-        _field("completed_at", TS),
-        _field("source_run_id", UUID),
-        _field("revision", pa.int64(), False),
-        _field("exported_at", TS, False),
-    ],
-    metadata=_METADATA,
+        pa.field("id", pa.string(), False),
+        pa.field("flow_id", pa.string(), False),
+        pa.field("flow_name", pa.string(), False),
+        pa.field("status", pa.string(), False),
+        pa.field("trigger_key", pa.string(), False),
+        pa.field("trigger_data_json", pa.string()),
+        pa.field("background_job_id", pa.string()),
+        pa.field("started_at", TS, False),
+        pa.field("completed_at", TS),
+        pa.field("source_run_id", pa.string()),
+        pa.field("revision", pa.int64(), False),
+        pa.field("exported_at", TS, False),
+        pa.field("search_doc", pa.string(), False),
+        pa.field("steps", pa.list_(pa.field("element", STEP, False)), False),
+        pa.field("attempts", pa.list_(pa.field("element", ATTEMPT, False)), False),
+        pa.field(PARTITION, pa.date32(), False),
+    ]
 )
 
-STEPS = pa.schema(
-    [
-        _field("run_id", UUID, False),
-        _field("step_key", pa.string(), False),
-        _field("step_type", pa.string(), False),
-        _field("status", STATUS, False),
-        _field("input_json", pa.string()),
-        _field("output_json", pa.string()),
-        _field("error_message", pa.string()),
-        _field("job_id", pa.string()),
-        _field("started_at", TS),
-        _field("completed_at", TS),
-        _field("attempt_count", pa.int32(), False),
-        _field("run_started_at", TS, False),
-        _field("revision", pa.int64(), False),
-        _field("exported_at", TS, False),
-    ],
-    metadata=_METADATA,
-)
-
-ATTEMPTS = pa.schema(
-    [
-        _field("run_id", UUID, False),
-        _field("step_key", pa.string(), False),
-        _field("attempt", pa.int32(), False),
-        _field("step_type", pa.string(), False),
-        _field("status", STATUS, False),
-        _field("input_json", pa.string()),
-        _field("output_json", pa.string()),
-        _field("error_message", pa.string()),
-        _field("job_id", pa.string()),
-        _field("started_at", TS, False),
-        _field("completed_at", TS),
-        _field("run_started_at", TS, False),
-        _field("revision", pa.int64(), False),
-        _field("exported_at", TS, False),
-    ],
-    metadata=_METADATA,
-)
-
-SCHEMAS: dict[Kind, pa.Schema] = {"runs": RUNS, "steps": STEPS, "attempts": ATTEMPTS}
-
-# The run start time of every row: the partition key and the first sort key.
-RUN_START: dict[Kind, str] = {"runs": "started_at", "steps": "run_started_at", "attempts": "run_started_at"}
-# Sort order inside a file, so min/max statistics let readers skip row groups.
-SORT_KEYS: dict[Kind, tuple[str, ...]] = {
-    "runs": ("started_at", "id"),
-    "steps": ("run_started_at", "run_id", "step_key"),
-    "attempts": ("run_started_at", "run_id", "step_key", "attempt"),
-}
-# The columns that identify one row of a run's version.
-ROW_KEYS: dict[Kind, tuple[str, ...]] = {
-    "runs": ("id", "revision"),
-    "steps": ("run_id", "revision", "step_key"),
-    "attempts": ("run_id", "revision", "step_key", "attempt"),
-}
-RUN_ID: dict[Kind, str] = {"runs": "id", "steps": "run_id", "attempts": "run_id"}
+# Columns of a run's own fields, in the order of the store's records.
+RUN_COLUMNS = tuple(RUNS.names[:11])

@@ -9,13 +9,13 @@ wait for the signal, then kill the process: the moment of death is exact, not
 a matter of timing; other tests resume it after writing to the store at that
 exact moment. Unset, ``reached`` costs one environment lookup.
 
-Stages, in the order an export meets them: ``lock_acquired``, ``orphan_removed``
-(after each leftover file is deleted), ``snapshot_read``, ``tmp_written``,
-``tmp_synced``, ``renamed`` (per file), ``dir_synced`` (per directory),
-``files_published``, ``before_commit`` (manifest transaction open),
-``after_commit``, ``between_batches``. Compaction: ``compact_written`` (per
-new file), ``compact_before_commit``, ``compact_after_commit``,
-``compact_old_removed`` (per old file). Prune: ``prune_batch``.
+Stages, in the order an export meets them: ``lock_acquired``,
+``pending_recorded`` (a crashed job's batch finished), ``snapshot_read``,
+``pending_written`` (outbox rows filed), ``delta_committed``, ``before_commit``
+(PostgreSQL transaction open), ``after_commit``, ``between_batches``.
+Compaction: ``lock_acquired``, ``compact_committed`` (optimize committed to
+Delta), ``compact_recorded`` (version recorded in PostgreSQL),
+``compact_checkpointed``, ``compact_vacuumed``. Prune: ``prune_batch``.
 """
 
 from __future__ import annotations

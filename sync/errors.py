@@ -1,11 +1,20 @@
-"""Errors of the export side, under the store's one taxonomy (``oltp.errors``)."""
+"""Errors of the archive side, under the store's one taxonomy (``oltp.errors``)."""
 
 from __future__ import annotations
 
 from oltp.errors import ArchiveBusy, FlowRunStoreError
 
-__all__ = ["ArchiveBusy", "ArchiveConflict"]
+__all__ = ["ArchiveBusy", "ArchiveConflict", "ArchiveCorrupt"]
 
 
 class ArchiveConflict(FlowRunStoreError):
-    """The archive directory belongs to another database or schema; nothing was changed."""
+    """The archive location is not the one this database's history lives in; nothing was changed."""
+
+
+class ArchiveCorrupt(FlowRunStoreError):
+    """A data file the Delta log lists is missing, truncated, replaced or unreadable; ``path`` names it."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"archive file {path} is {reason}")
+        self.path = path
+        self.reason = reason

@@ -1,52 +1,31 @@
 """A small archive writer for the reporting tests, following docs/archive.md to the letter.
 
-It plays the exporter's part (queued completed runs -> one Parquet file per kind and
-partition day, listed in ``archive_files``, bookkeeping in ``archived_runs`` and
-``archive_superseded``), prune's part and compaction's part, so the reporting tests
-can check every state of the archive independently of the ``sync`` package.
+It plays the exporter's part with ``deltalake`` directly (queued completed runs ->
+one row per run with nested steps and attempts and its search document, appended
+to the Delta table, or merged over the run's earlier row; ``archive_state`` and
+``archived_runs`` updated as the page says), prune's part and compaction's part,
+so the reporting tests can check every state of the archive independently of the
+``sync`` package.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import uuid
-from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 
 TS = pa.timestamp("us", tz="UTC")
-UUID = pa.uuid()
-STATUS = pa.dictionary(pa.int32(), pa.string())
-
-RUNS = pa.schema(
+STEP = pa.struct(
     [
-        ("id", UUID),
-        ("flow_id", UUID),
-        ("flow_name", pa.string()),
-        ("status", STATUS),
-        ("trigger_key", pa.string()),
-        ("trigger_data_json", pa.string()),
-        ("background_job_id", pa.string()),
-        ("started_at", TS),
-        ("completed_at", TS),
-        ("source_run_id", UUID),
-        ("revision", pa.int64()),
-        ("exported_at", TS),
-    ]
-)
-STEPS = pa.schema(
-    [
-        ("run_id", UUID),
         ("step_key", pa.string()),
         ("step_type", pa.string()),
-        ("status", STATUS),
+        ("status", pa.string()),
         ("input_json", pa.string()),
         ("output_json", pa.string()),
         ("error_message", pa.string()),
@@ -54,35 +33,43 @@ STEPS = pa.schema(
         ("started_at", TS),
         ("completed_at", TS),
         ("attempt_count", pa.int32()),
-        ("run_started_at", TS),
-        ("revision", pa.int64()),
-        ("exported_at", TS),
     ]
 )
-ATTEMPTS = pa.schema(
+ATTEMPT = pa.struct(
     [
-        ("run_id", UUID),
         ("step_key", pa.string()),
         ("attempt", pa.int32()),
         ("step_type", pa.string()),
-        ("status", STATUS),
+        ("status", pa.string()),
         ("input_json", pa.string()),
         ("output_json", pa.string()),
         ("error_message", pa.string()),
         ("job_id", pa.string()),
         ("started_at", TS),
         ("completed_at", TS),
-        ("run_started_at", TS),
-        ("revision", pa.int64()),
-        ("exported_at", TS),
     ]
 )
-SCHEMAS = {"runs": RUNS, "steps": STEPS, "attempts": ATTEMPTS}
-SORT = {
-    "runs": [("started_at", "ascending"), ("id", "ascending")],
-    "steps": [("run_started_at", "ascending"), ("run_id", "ascending")],
-    "attempts": [("run_started_at", "ascending"), ("run_id", "ascending")],
-}
+RUNS = pa.schema(
+    [
+        ("id", pa.string()),
+        ("flow_id", pa.string()),
+        ("flow_name", pa.string()),
+        ("status", pa.string()),
+        ("trigger_key", pa.string()),
+        ("trigger_data_json", pa.string()),
+        ("background_job_id", pa.string()),
+        ("started_at", TS),
+        ("completed_at", TS),
+        ("source_run_id", pa.string()),
+        ("revision", pa.int64()),
+        ("exported_at", TS),
+        ("search_doc", pa.string()),
+        ("steps", pa.list_(STEP)),
+        ("attempts", pa.list_(ATTEMPT)),
+        ("started_date", pa.date32()),
+    ]
+)
+_SEP = chr(31)
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -91,65 +78,45 @@ def _connect(dsn: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def _column(values: list[Any], type_: pa.DataType) -> pa.Array:
-    if type_ == UUID:
-        storage = pa.array([None if v is None else v.bytes for v in values], pa.binary(16))
-        return pa.ExtensionArray.from_storage(UUID, storage)
-    if type_ == STATUS:
-        return pa.array(values, pa.string()).dictionary_encode()
-    return pa.array(values, type_)
+def _text(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
 
 
-def _table(kind: str, rows: list[dict[str, Any]]) -> pa.Table:
-    schema = SCHEMAS[kind]
-    table = pa.table({f.name: _column([r[f.name] for r in rows], f.type) for f in schema}, schema=schema)
-    return _sorted(table, kind)
-
-
-def _sorted(table: pa.Table, kind: str) -> pa.Table:
-    # Arrow cannot sort extension columns; sort on the UUID's bytes instead.
-    keys = pa.table(
-        {
-            name: (table.column(name).combine_chunks().storage if name in ("id", "run_id") else table.column(name))
-            for name, _ in SORT[kind]
-        }
-    )
-    return table.take(pc.sort_indices(keys, sort_keys=SORT[kind]))
-
-
-def write_file(archive: Path, kind: str, day: date, batch: str, table: pa.Table) -> str:
-    """Write one file under a temporary name, fsync, rename; returns its relative path."""
-    rel = f"{kind}/started_date={day.isoformat()}/{batch}.parquet"
-    final = archive / rel
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{batch}.parquet.tmp"
-    pq.write_table(table, tmp, compression="zstd", row_group_size=64)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    return rel
-
-
-def _batch_id(now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(4)
-
-
-def _register(
-    conn: psycopg.Connection[Any], rel: str, kind: str, day: date, batch: str, table: pa.Table, now: datetime
-) -> None:
-    column = "started_at" if kind == "runs" else "run_started_at"
-    times = table.column(column)
-    conn.execute(
-        "INSERT INTO archive_files (path, kind, started_date, batch_id, row_count, min_started_at, max_started_at,"
-        " created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (rel, kind, day, batch, table.num_rows, pc.min(times).as_py(), pc.max(times).as_py(), now),
-    )
+def _row(
+    run: dict[str, Any], steps: list[dict[str, Any]], attempts: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    steps = sorted(steps, key=lambda s: s["step_key"])
+    attempts = sorted(attempts, key=lambda a: (a["step_key"], a["attempt"]))
+    own = [str(run["id"]), run["flow_name"], run["trigger_key"], run["status"], run["background_job_id"] or ""]
+    for a in attempts:
+        own += [a["step_key"], a["error_message"] or "", a["output_json"] or ""]
+    return {
+        **{k: run[k] for k in ("flow_name", "status", "trigger_key", "trigger_data_json", "background_job_id")},
+        "id": str(run["id"]),
+        "flow_id": str(run["flow_id"]),
+        "source_run_id": _text(run["source_run_id"]),
+        "started_at": run["started_at"],
+        "completed_at": run["completed_at"],
+        "revision": run["revision"],
+        "exported_at": now,
+        "search_doc": _SEP.join(own).lower(),
+        "steps": [{f: s[f] for f in STEP.names} for s in steps],
+        "attempts": [{f: a[f] for f in ATTEMPT.names} for a in attempts],
+        "started_date": run["started_at"].astimezone(UTC).date(),
+    }
 
 
 _RUN_COLS = (
     "id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,"
     " started_at, completed_at, source_run_id, revision"
 )
+
+
+def _table(archive: Path) -> DeltaTable | None:
+    try:
+        return DeltaTable(str(archive / "runs"))
+    except TableNotFoundError:
+        return None
 
 
 def export(dsn: str, archive: Path, now: datetime) -> int:
@@ -164,46 +131,45 @@ def export(dsn: str, archive: Path, now: datetime) -> int:
         if not queued:
             return 0
         names = [c.strip() for c in _RUN_COLS.split(",")]
-        runs = [dict(zip(names, row, strict=True)) | {"exported_at": now} for row in queued]
+        runs = [dict(zip(names, row, strict=True)) for row in queued]
         ids = [r["id"] for r in runs]
-        by_id = {r["id"]: r for r in runs}
         cur = conn.cursor(row_factory=psycopg.rows.dict_row)
         steps = cur.execute("SELECT * FROM flow_steps WHERE run_id = ANY(%s)", (ids,)).fetchall()
         attempts = cur.execute("SELECT * FROM flow_step_attempts WHERE run_id = ANY(%s)", (ids,)).fetchall()
-        for row in [*steps, *attempts]:
-            run = by_id[row["run_id"]]
-            row.update(run_started_at=run["started_at"], revision=run["revision"], exported_at=now)
-        batch = _batch_id(now)
-        groups: dict[date, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+        rows = [
+            _row(r, [s for s in steps if s["run_id"] == r["id"]], [a for a in attempts if a["run_id"] == r["id"]], now)
+            for r in runs
+        ]
+        data = pa.Table.from_pylist(rows, schema=RUNS)
+        table = _table(archive)
+        repeated = conn.execute("SELECT count(*) FROM archived_runs WHERE run_id = ANY(%s)", (ids,)).fetchone()
+        if table is None or not repeated or repeated[0] == 0:
+            # Several commits, so partitions hold several files for compaction to merge.
+            for start in range(0, data.num_rows, 40):
+                write_deltalake(
+                    str(archive / "runs"), data.slice(start, 40), mode="append", partition_by=["started_date"]
+                )
+        else:
+            (
+                table.merge(data, "t.started_date = s.started_date AND t.id = s.id", source_alias="s", target_alias="t")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        table = _table(archive)
+        assert table is not None
+        conn.execute(
+            "INSERT INTO archive_state (uri, table_id, store_id, batch, version, updated_at)"
+            " VALUES (%s, %s, 'test-writer', 1, %s, %s) ON CONFLICT (singleton) DO UPDATE"
+            " SET batch = archive_state.batch + 1, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+            (str(archive.resolve()), table.metadata().id, table.version(), now),
+        )
         for r in runs:
-            groups[r["started_at"].astimezone(UTC).date()]["runs"].append(r)
-        for row in steps:
-            groups[row["run_started_at"].astimezone(UTC).date()]["steps"].append(row)
-        for row in attempts:
-            groups[row["run_started_at"].astimezone(UTC).date()]["attempts"].append(row)
-        for day, kinds in sorted(groups.items()):
-            for kind in ("runs", "steps", "attempts"):
-                if kinds[kind]:
-                    table = _table(kind, kinds[kind])
-                    rel = write_file(archive, kind, day, batch, table)
-                    _register(conn, rel, kind, day, batch, table, now)
-        for r in runs:
-            day = r["started_at"].astimezone(UTC).date()
-            old = conn.execute("SELECT revision FROM archived_runs WHERE run_id = %s", (r["id"],)).fetchone()
-            if old is not None:
-                conn.execute(
-                    "INSERT INTO archive_superseded (run_id, revision, started_date) VALUES (%s, %s, %s)",
-                    (r["id"], old[0], day),
-                )
-                conn.execute(
-                    "UPDATE archived_runs SET revision = %s, batch_id = %s WHERE run_id = %s",
-                    (r["revision"], batch, r["id"]),
-                )
-            else:
-                conn.execute(
-                    "INSERT INTO archived_runs (run_id, revision, started_date, batch_id) VALUES (%s, %s, %s, %s)",
-                    (r["id"], r["revision"], day, batch),
-                )
+            conn.execute(
+                "INSERT INTO archived_runs (run_id, revision, started_date, batch) VALUES (%s, %s, %s, 1)"
+                " ON CONFLICT (run_id) DO UPDATE SET revision = EXCLUDED.revision",
+                (r["id"], r["revision"], r["started_at"].astimezone(UTC).date()),
+            )
             conn.execute("DELETE FROM export_outbox WHERE run_id = %s AND revision = %s", (r["id"], r["revision"]))
         return len(runs)
 
@@ -220,35 +186,13 @@ def prune(dsn: str, cutoff: datetime) -> int:
 
 
 def compact(dsn: str, archive: Path, now: datetime) -> int:
-    """Rewrite every partition into one file per kind without superseded copies; returns files written."""
-    archive = Path(archive)
-    written = 0
+    """Delta's own compaction of every partition, recorded in PostgreSQL; returns files written."""
+    table = _table(Path(archive))
+    assert table is not None
+    metrics = table.optimize.compact()
     with _connect(dsn) as conn, conn.transaction():
-        listed = conn.execute("SELECT path, kind, started_date FROM archive_files").fetchall()
-        hidden = {(r, v) for r, v in conn.execute("SELECT run_id, revision FROM archive_superseded").fetchall()}
-        groups: dict[tuple[str, date], list[str]] = defaultdict(list)
-        for path, kind, day in listed:
-            groups[(kind, day)].append(path)
-        batch = "compacted-" + _batch_id(now)
-        removed: list[str] = []
-        for (kind, day), paths in sorted(groups.items()):
-            table = pa.concat_tables([pq.read_table(archive / p, schema=SCHEMAS[kind]) for p in paths])
-            id_col = "id" if kind == "runs" else "run_id"
-            keep = [
-                (uuid.UUID(bytes=i) if isinstance(i, bytes) else i, v) not in hidden
-                for i, v in zip(table.column(id_col).to_pylist(), table.column("revision").to_pylist(), strict=True)
-            ]
-            table = _sorted(table.filter(pa.array(keep, pa.bool_())), kind)
-            conn.execute("DELETE FROM archive_files WHERE path = ANY(%s)", (paths,))
-            removed.extend(paths)
-            if table.num_rows:
-                rel = write_file(archive, kind, day, batch, table)
-                _register(conn, rel, kind, day, batch, table, now)
-                written += 1
-        conn.execute("DELETE FROM archive_superseded")
-    for path in removed:
-        (archive / path).unlink()
-    return written
+        conn.execute("UPDATE archive_state SET version = %s, updated_at = %s", (table.version(), now))
+    return int(metrics["numFilesAdded"])
 
 
 def day_after(value: datetime) -> datetime:

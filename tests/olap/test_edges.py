@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import sync
@@ -163,38 +165,43 @@ def test_pages_of_runs_with_one_start_time_neither_overlap_nor_skip(dsn: str, cl
     reader.close()
 
 
-def test_files_not_in_the_manifest_are_ignored(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
+def test_files_not_in_the_delta_log_are_ignored_by_every_reader(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
     rid = uuid.uuid4()
     store.start_run(uuid.uuid4(), "real", rid, "manual")
     store.complete_run(rid, "Succeeded")
     root = tmp_path / "archive"
     archive_writer.export(dsn, root, clock.now)
-    # An orphan of a crashed export (renamed but never listed) and a file still being written.
-    ghost = {
-        "id": uuid.uuid4(),
-        "flow_id": uuid.uuid4(),
-        "flow_name": "ghost",
-        "status": "Succeeded",
-        "trigger_key": "manual",
-        "trigger_data_json": None,
-        "background_job_id": None,
-        "started_at": clock.now,
-        "completed_at": clock.now,
-        "source_run_id": None,
-        "revision": 2,
-        "exported_at": clock.now,
-    }
-    table = archive_writer._table("runs", [ghost])
-    archive_writer.write_file(root, "runs", clock.now.date(), "orphan", table)
-    (root / "runs" / f"started_date={clock.now.date()}" / ".partial.parquet.tmp").write_bytes(b"PAR1 not yet")
+    # A data file of a crashed write (complete, never committed) and one still being written.
+    ghost = archive_writer._row(
+        {
+            "id": uuid.uuid4(),
+            "flow_id": uuid.uuid4(),
+            "flow_name": "ghost",
+            "status": "Succeeded",
+            "trigger_key": "manual",
+            "trigger_data_json": None,
+            "background_job_id": None,
+            "started_at": clock.now,
+            "completed_at": clock.now,
+            "source_run_id": None,
+            "revision": 2,
+        },
+        [],
+        [],
+        clock.now,
+    )
+    partition = root / "runs" / f"started_date={clock.now.date()}"
+    pq.write_table(pa.Table.from_pylist([ghost], schema=archive_writer.RUNS), partition / "part-orphan.parquet")
+    (partition / "part-partial.parquet").write_bytes(b"PAR1 not yet")
     reader = RunAnalytics(dsn, str(root), clock=clock)
+    files_only = RunAnalytics(None, str(root))
     assert [r.flow_name for r in reader.get_runs()] == ["real"]
     assert reader.get_statistics().total_flows == 1
-    # A reader of the files alone cannot tell an orphan from a listed file, but skips partial ones.
-    assert sorted(r.flow_name for r in RunAnalytics(None, str(root)).get_runs()) == ["ghost", "real"]
+    assert [r.flow_name for r in files_only.get_runs()] == ["real"]
     store.close()
     reader.close()
+    files_only.close()
 
 
 def test_sql_reports_bad_queries_as_bad_arguments(dsn: str, clock: FakeClock) -> None:

@@ -1,7 +1,7 @@
 """Reading the archive back without the exporter's code, and the invariants every state must keep.
 
-Everything here reads the files through DuckDB or pyarrow directly and the
-database through plain SQL, so a test's verdict never depends on the code
+Everything here reads the Delta table through ``deltalake`` and DuckDB directly
+and the database through plain SQL, so a test's verdict never depends on the code
 under test. ``assert_exactly_once`` is the crash tests' oracle.
 """
 
@@ -14,79 +14,110 @@ from typing import Any
 
 import duckdb
 import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+# Each kind as a flat view over the table's rows (ids as UUID, like the live tables).
+_VIEWS = {
+    "runs": "SELECT * REPLACE (CAST(id AS UUID) AS id, CAST(flow_id AS UUID) AS flow_id,"
+    " CAST(source_run_id AS UUID) AS source_run_id) FROM raw",
+    "steps": "SELECT CAST(id AS UUID) AS run_id, revision, started_at AS run_started_at, started_date,"
+    " unnest(steps, recursive := true) FROM raw",
+    "attempts": "SELECT CAST(id AS UUID) AS run_id, revision, started_at AS run_started_at, started_date,"
+    " unnest(attempts, recursive := true) FROM raw",
+}
 
 
-def parquet_files(archive: str) -> list[str]:
-    """Relative paths of the published Parquet files under the kind directories."""
-    root = Path(archive)
-    return sorted(
-        str(p.relative_to(root)) for kind in ("runs", "steps", "attempts") for p in (root / kind).rglob("*.parquet")
-    )
+def table(archive: str, version: int | None = None) -> DeltaTable | None:
+    """The archive's Delta table (newest version, or ``version``), or None before the first export."""
+    try:
+        return DeltaTable(f"{archive}/runs", version=version)
+    except TableNotFoundError:
+        return None
 
 
-def all_files(archive: str) -> list[str]:
-    """Relative paths of every file under the archive root, dot files included."""
-    root = Path(archive)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+def rows(archive: str, version: int | None = None) -> pa.Table:
+    """Every row of the table at a version (empty before the first export)."""
+    found = table(archive, version)
+    return pa.table(found.to_pyarrow_table()) if found is not None else pa.table({})
 
 
-def query(archive: str, kind: str, sql: str = "SELECT * FROM t") -> list[tuple[Any, ...]]:
-    """Run ``sql`` over table ``t`` = every Parquet file of ``kind``, read by DuckDB with hive partitioning."""
-    if not any(f.startswith(kind + "/") for f in parquet_files(archive)):
+def data_files(archive: str, version: int | None = None) -> list[str]:
+    """Paths (relative to the table) of the active data files of a version."""
+    found = table(archive, version)
+    if found is None:
+        return []
+    return sorted(pa.table(found.get_add_actions(flatten=True)).column("path").to_pylist())
+
+
+def query(archive: str, kind: str, sql: str = "SELECT * FROM t", version: int | None = None) -> list[tuple[Any, ...]]:
+    """Run ``sql`` over table ``t`` = the archive's rows of ``kind`` (runs, or flattened steps / attempts)."""
+    raw = rows(archive, version)
+    if raw.num_rows == 0:
         return []
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    glob = f"{archive}/{kind}/**/*.parquet"
-    con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true)")
+    con.register("raw", raw)
+    con.execute(f"CREATE VIEW t AS {_VIEWS[kind]}")
     return con.execute(sql).fetchall()
 
 
-def listed(db: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
-    """Paths in the manifest."""
-    return sorted(str(r[0]) for r in db.execute("SELECT path FROM archive_files"))
+def state(db: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...] | None:
+    """(uri, table_id, store_id, batch, version) of ``archive_state``."""
+    return db.execute("SELECT uri, table_id, store_id, batch, version FROM archive_state").fetchone()
 
 
 def assert_every_file_whole(archive: str) -> None:
-    """Every visible Parquet file has a readable footer (no reader ever sees half a file)."""
-    for rel in parquet_files(archive):
-        pq.read_metadata(Path(archive) / rel)
+    """Every active data file has a readable footer with the row count the log lists."""
+    found = table(archive)
+    if found is None:
+        return
+    actions = pa.table(found.get_add_actions(flatten=True)).to_pylist()
+    for action in actions:
+        meta = pq.read_metadata(Path(archive) / "runs" / action["path"])
+        assert meta.num_rows == action["num_records"], action["path"]
 
 
 def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -> None:
-    """Every completed run is archived once at its newest revision, with exactly its rows; nothing else is left."""
-    leftovers = [f for f in all_files(archive) if f.rsplit("/", 1)[-1].startswith(".") or f.endswith(".tmp")]
-    assert leftovers == [], f"temporary files visible: {leftovers}"
-    assert parquet_files(archive) == listed(db), "files on disk differ from the manifest"
-    assert_every_file_whole(archive)
+    """Every completed run is archived once at its newest revision, with exactly its rows; nothing is pending."""
     assert db.execute("SELECT count(*) FROM export_outbox").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM archive_pending").fetchone() == (0,)
+    assert_every_file_whole(archive)
+    recorded = state(db)
+    found = table(archive)
+    if found is not None:
+        assert recorded is not None
+        _uri, table_id, store_id, batch, version = recorded
+        assert table_id == found.metadata().id
+        assert found.transaction_version(store_id) == batch, "Delta and PostgreSQL disagree on the last batch"
+        # Readers with a DSN read the recorded version: it must hold the same rows as the newest.
+        assert sorted(query(archive, "runs", "SELECT id, revision FROM t", version)) == sorted(
+            query(archive, "runs", "SELECT id, revision FROM t")
+        )
 
     live = {r[0]: r[1] for r in db.execute("SELECT id, revision FROM flow_runs WHERE status <> 'Running'")}
-    run_copies = Counter((r[0], r[1]) for r in query(archive, "runs", "SELECT id, revision FROM t"))
-    doubled = [key for key, n in run_copies.items() if n > 1]
-    assert doubled == [], f"runs archived twice at one revision: {doubled}"
-    newest: dict[uuid.UUID, int] = {}
-    for rid, rev in run_copies:
-        newest[rid] = max(rev, newest.get(rid, 0))
-    assert {rid: newest.get(rid) for rid in live} == live, "a completed run is missing or not at its newest revision"
+    copies = Counter(r[0] for r in query(archive, "runs", "SELECT id FROM t"))
+    doubled = [key for key, n in copies.items() if n > 1]
+    assert doubled == [], f"runs archived twice: {doubled}"
+    archived_revision = dict(query(archive, "runs", "SELECT id, revision FROM t"))
+    assert {rid: archived_revision.get(rid) for rid in live} == live, "a completed run is missing or not newest"
 
     archived = dict(db.execute("SELECT run_id, revision FROM archived_runs").fetchall())
     assert {rid: archived.get(rid) for rid in live} == live
-    superseded = set(db.execute("SELECT run_id, revision FROM archive_superseded").fetchall())
-    older = {(rid, rev) for (rid, rev) in run_copies if rev < newest[rid]}
-    assert older == superseded, "older archived copies and archive_superseded disagree"
+    assert {rid: archived.get(rid) for rid in archived_revision} == archived_revision
 
-    for kind, table, key in (
+    for kind, source, key in (
         ("steps", "flow_steps", "step_key"),
         ("attempts", "flow_step_attempts", "step_key, attempt"),
     ):
-        rows = Counter(query(archive, kind, f"SELECT run_id, revision, {key} FROM t"))
-        assert [k for k, n in rows.items() if n > 1] == [], f"{kind} rows doubled"
+        found_rows = Counter(query(archive, kind, f"SELECT run_id, revision, {key} FROM t"))
+        assert [k for k, n in found_rows.items() if n > 1] == [], f"{kind} rows doubled"
         expected = Counter(
-            (r[0], live[r[0]], *r[1:]) for r in db.execute(f"SELECT run_id, {key} FROM {table}") if r[0] in live
+            (r[0], live[r[0]], *r[1:]) for r in db.execute(f"SELECT run_id, {key} FROM {source}") if r[0] in live
         )
-        newest_rows = Counter(k for k in rows if k[0] in live and k[1] == newest[k[0]])
-        assert newest_rows == expected, f"{kind} at the newest revision differ from the live rows"
+        assert Counter(k for k in found_rows if k[0] in live) == expected, f"{kind} differ from the live rows"
 
 
 def run_ids(db: psycopg.Connection[tuple[Any, ...]], where: str = "TRUE") -> set[uuid.UUID]:

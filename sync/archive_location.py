@@ -1,0 +1,145 @@
+"""Where the archive lives and how to reach it: one URI, one set of storage options.
+
+Writer and readers both start here. An archive is a local directory or an object
+store URI (``s3://bucket/prefix``); it is always handled as a URI string, never as
+a ``Path``, so ``s3://b/p`` stays what it is. The Delta table lives at
+``<archive>/runs`` (``docs/archive.md``). Storage options are delta-rs's
+(``object_store``) keys; given as an argument they are used as they are, else they
+are read from ``FLOWRUN_S3_*`` and the standard ``AWS_*`` variables, and the same
+settings build the pyarrow filesystem readers use for remote files, so writer and
+readers always talk to the same endpoint with the same credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from oltp.errors import InvalidArgument
+
+TABLE = "runs"
+_REMOTE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
+# Our advisory lock in PostgreSQL keeps writers one at a time, so delta-rs needs no
+# locking provider (DynamoDB) for S3: renames it does cannot race another writer of ours.
+_S3_DEFAULTS = {"AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+
+
+@dataclass(frozen=True)
+class ArchiveLocation:
+    """A canonical archive URI and the storage options that reach it."""
+
+    uri: str
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def resolve(
+        cls, archive: str | os.PathLike[str] | ArchiveLocation, storage_options: Mapping[str, str] | None = None
+    ) -> ArchiveLocation:
+        """A location from a local path or a URI; options from the argument, else the environment."""
+        if isinstance(archive, ArchiveLocation):
+            return archive if storage_options is None else cls(archive.uri, dict(storage_options))
+        text = os.fspath(archive)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidArgument(f"archive must be a directory or a URI, got {archive!r}")
+        uri = canonical_uri(text)
+        if storage_options is not None:
+            options = {str(k): str(v) for k, v in storage_options.items()}
+        else:
+            options = options_from_env(os.environ) if is_remote(uri) else {}
+        if uri.startswith(("s3://", "s3a://")):
+            options = {**_S3_DEFAULTS, **options}
+        return cls(uri, options)
+
+    @property
+    def is_local(self) -> bool:
+        """True for a directory on this machine."""
+        return not is_remote(self.uri)
+
+    @property
+    def table_uri(self) -> str:
+        """The Delta table of runs (with their steps and attempts)."""
+        return f"{self.uri}/{TABLE}"
+
+    def file_uri(self, relative: str) -> str:
+        """The full location of a data file named relative to the table (as the Delta log names it)."""
+        return f"{self.table_uri}/{relative}"
+
+    def filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """A pyarrow filesystem for the data files and the table's path on it."""
+        if self.is_local:
+            return pafs.LocalFileSystem(), self.table_uri
+        parsed = urlparse(self.table_uri)
+        path = f"{parsed.netloc}{parsed.path}"
+        if parsed.scheme in ("s3", "s3a"):
+            return _s3_filesystem(self.storage_options), path
+        fs, path = pafs.FileSystem.from_uri(self.table_uri)
+        return fs, path
+
+    def describe(self) -> str:
+        """The URI, for messages (never the credentials)."""
+        return self.uri
+
+
+def is_remote(uri: str) -> bool:
+    """True for an object store URI."""
+    scheme = urlparse(uri).scheme.lower()
+    return scheme in _REMOTE_SCHEMES
+
+
+def canonical_uri(text: str) -> str:
+    """One spelling per location: local paths absolute and resolved, URIs without a trailing slash."""
+    text = text.strip()
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    scheme = urlparse(text).scheme.lower()
+    if scheme in _REMOTE_SCHEMES:
+        parsed = urlparse(text)
+        path = parsed.path.rstrip("/")
+        return f"{scheme}://{parsed.netloc}{path}"
+    if "://" in text:
+        raise InvalidArgument(f"unsupported archive URI {text!r}: use a directory or one of {_REMOTE_SCHEMES}")
+    return os.path.realpath(os.path.expanduser(text))
+
+
+def options_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """delta-rs storage options from ``FLOWRUN_S3_*`` and the standard ``AWS_*`` variables."""
+    options: dict[str, str] = {}
+    endpoint = env.get("FLOWRUN_S3_ENDPOINT") or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if env.get(key):
+            options[key] = env[key]
+    region = env.get("FLOWRUN_S3_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    if region:
+        options["AWS_REGION"] = region
+    allow_http = env.get("FLOWRUN_S3_ALLOW_HTTP", "").lower() in ("1", "true", "yes")
+    if allow_http or (endpoint or "").startswith("http://"):
+        options["AWS_ALLOW_HTTP"] = "true"
+    return options
+
+
+def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
+    """pyarrow's S3 client configured from the same options delta-rs gets."""
+    kwargs: dict[str, Any] = {"region": options.get("AWS_REGION", "us-east-1")}
+    if options.get("AWS_ACCESS_KEY_ID"):
+        kwargs["access_key"] = options["AWS_ACCESS_KEY_ID"]
+        kwargs["secret_key"] = options.get("AWS_SECRET_ACCESS_KEY", "")
+        if options.get("AWS_SESSION_TOKEN"):
+            kwargs["session_token"] = options["AWS_SESSION_TOKEN"]
+    endpoint = options.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        parsed = urlparse(endpoint)
+        if parsed.scheme:
+            kwargs["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
+            kwargs["scheme"] = parsed.scheme
+        else:
+            kwargs["endpoint_override"] = endpoint
+            if options.get("AWS_ALLOW_HTTP") == "true":
+                kwargs["scheme"] = "http"
+    return pafs.S3FileSystem(**kwargs)

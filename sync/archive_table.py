@@ -1,0 +1,162 @@
+"""The archive's Delta table: the one place that writes, lists, optimizes and vacuums it.
+
+Everything goes through ``deltalake`` (delta-rs): an export batch is one commit
+carrying an app transaction (``store_id``, batch number), so a job can ask the
+table whether a batch landed; a batch holding runs exported before is a MERGE on
+``(started_date, id)`` in that one commit, so a re-exported run replaces its
+earlier row (with its steps and attempts) and the visible table holds one row per
+run; compaction is Delta's optimize (z-order on start time); files it removes stay
+on storage until a vacuum after the retention window. Readers list a version's
+files here, with their partition date, size and row count from the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from sync.archive_location import ArchiveLocation
+from sync.arrow_schemas import PARTITION, RUNS
+
+# Small enough that min/max statistics prune well, large enough to compress well.
+ROW_GROUP_SIZE = 131_072
+WRITER = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=ROW_GROUP_SIZE)
+# Readers skip row groups by run start time; z-order on one column is a sort.
+SORT_COLUMNS = ["started_at"]
+CONFIGURATION: dict[str, str | None] = {
+    # Files a compaction removed stay this long at least (vacuum is told the same, or more).
+    "delta.deletedFileRetentionDuration": "interval 1 hours",
+}
+
+
+class DataFile(NamedTuple):
+    """One active data file of a table version, as the Delta log describes it."""
+
+    path: str  # relative to the table, '/'-separated
+    size: int  # bytes
+    rows: int
+    started_date: date
+
+
+class ArchiveTable:
+    """The Delta table at a location (which may not exist yet)."""
+
+    def __init__(self, location: ArchiveLocation, table: DeltaTable | None) -> None:
+        self.location = location
+        self._table = table
+
+    @classmethod
+    def open(cls, location: ArchiveLocation, version: int | None = None) -> ArchiveTable:
+        """The table at its newest version (or ``version``); an empty handle when there is none."""
+        try:
+            table = DeltaTable(location.table_uri, version=version, storage_options=dict(location.storage_options))
+        except TableNotFoundError:
+            return cls(location, None)
+        return cls(location, table)
+
+    @property
+    def exists(self) -> bool:
+        """True once the first batch has created the table."""
+        return self._table is not None
+
+    @property
+    def table_id(self) -> str | None:
+        """The Delta table's id (its identity, kept in PostgreSQL)."""
+        return None if self._table is None else str(self._table.metadata().id)
+
+    @property
+    def version(self) -> int | None:
+        """The loaded version."""
+        return None if self._table is None else int(self._table.version())
+
+    def committed_batch(self, store_id: str) -> int | None:
+        """The newest batch number ``store_id`` committed to this table."""
+        if self._table is None:
+            return None
+        found = self._table.transaction_version(store_id)
+        return None if found is None else int(found)
+
+    def refresh(self) -> None:
+        """Move to the newest version."""
+        if self._table is None:
+            fresh = ArchiveTable.open(self.location)
+            self._table = fresh._table
+        else:
+            self._table.update_incremental()
+
+    def write(self, rows: pa.Table, store_id: str, batch: int, *, replace: bool) -> int:
+        """Commit ``rows`` as batch ``batch`` of ``store_id``; ``replace`` merges over earlier rows of the runs."""
+        commit = CommitProperties(
+            app_transactions=[Transaction(store_id, batch)], custom_metadata={"flowrun.batch": str(batch)}
+        )
+        if self._table is None or not replace:
+            write_deltalake(
+                self._table if self._table is not None else self.location.table_uri,
+                rows,
+                mode="append",
+                partition_by=[PARTITION],
+                storage_options=dict(self.location.storage_options) if self._table is None else None,
+                writer_properties=WRITER,
+                configuration=CONFIGURATION if self._table is None else None,
+                commit_properties=commit,
+            )
+        else:
+            # A run's start date never changes, so the partition column narrows the files the merge reads.
+            (
+                self._table.merge(
+                    rows,
+                    predicate=f"t.{PARTITION} = s.{PARTITION} AND t.id = s.id",
+                    source_alias="s",
+                    target_alias="t",
+                    writer_properties=WRITER,
+                    commit_properties=commit,
+                )
+                .when_matched_update_all(predicate="s.revision > t.revision")
+                .when_not_matched_insert_all()
+                .execute()
+            )
+        self.refresh()
+        assert self._table is not None
+        return int(self._table.version())
+
+    def files(self) -> list[DataFile]:
+        """The active data files of the loaded version."""
+        if self._table is None:
+            return []
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        columns = [
+            actions.column(n).to_pylist() for n in ("path", "size_bytes", "num_records", f"partition.{PARTITION}")
+        ]
+        return [DataFile(p, int(s), int(n or 0), d) for p, s, n, d in zip(*columns, strict=True)]
+
+    def optimize(self, dates: Sequence[date], target_size: int | None = None) -> dict[str, Any]:
+        """Rewrite the files of ``dates`` sorted by start time, in one commit; Delta's metrics."""
+        assert self._table is not None
+        filters: Any = [(PARTITION, "in", [d.isoformat() for d in dates])]
+        metrics: dict[str, Any] = self._table.optimize.z_order(
+            SORT_COLUMNS, partition_filters=filters, target_size=target_size, writer_properties=WRITER
+        )
+        self.refresh()
+        return metrics
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint, so a reader loads the table from one file instead of every commit."""
+        assert self._table is not None
+        self._table.create_checkpoint()
+
+    def vacuum(self, retention: timedelta) -> list[str]:
+        """Delete files removed from the table more than ``retention`` ago; their paths."""
+        assert self._table is not None
+        hours = max(0, int(retention.total_seconds() // 3600))
+        removed: list[str] = self._table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+        return removed
+
+
+def schema() -> pa.Schema:
+    """The table's Arrow schema."""
+    return RUNS
