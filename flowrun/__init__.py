@@ -1,4 +1,4 @@
-"""flowrun-store: run history for workflow engines, on PostgreSQL, Parquet and DuckDB."""
+"""flowrun-store: run history for workflow engines, on PostgreSQL, a Delta Lake archive and DuckDB."""
 
 from flowrun.async_store import AsyncFlowRunStore
 from flowrun.store import FlowRunStore

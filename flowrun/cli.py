@@ -44,7 +44,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
-    help="Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports.",
+    help="Run history for workflow engines: PostgreSQL for live runs, a Delta Lake archive, DuckDB for reports.",
 )
 app.add_typer(server_commands.app, name="server")
 app.command(name="info")(server_commands.info)
@@ -86,7 +86,7 @@ def options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Run history for workflow engines: PostgreSQL for live runs, Parquet for the archive, DuckDB for reports."""
+    """Run history for workflow engines: PostgreSQL for live runs, a Delta Lake archive, DuckDB for reports."""
     ctx.obj = Location(dsn=dsn, archive=archive, home=home, schema=schema)
 
 
@@ -188,7 +188,9 @@ def _progress(*, disable: bool) -> Progress:
 @app.command()
 def export(
     ctx: typer.Context,
-    batch_size: Annotated[int | None, typer.Option(min=1, max=1_000_000, help="Runs per Parquet batch.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, max=1_000_000, help="Runs per export batch (one Delta commit).")
+    ] = None,
     every: Annotated[
         str | None, typer.Option(help="Keep exporting, pausing this long between rounds (e.g. 60, 30s, 5m).")
     ] = None,
@@ -197,7 +199,7 @@ def export(
     fmt: FormatOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Move completed runs to the Parquet archive, exactly once (repeat with --every)."""
+    """Move completed runs to the Delta archive, exactly once (repeat with --every)."""
     form = chosen(fmt, json_output)
     pause = _duration(every, "--every") if every is not None else None
     if pause is not None and pause <= timedelta(0):
@@ -227,7 +229,7 @@ def export(
                 else:
                     line = (
                         f"exported {report.runs} run(s), {report.steps} step(s), {report.attempts}"
-                        f" attempt(s) in {report.files} file(s), {report.seconds:.2f}s"
+                        f" attempt(s) in {report.files} commit(s), {report.seconds:.2f}s"
                     )
                     emit(report, form, lambda text=line: text)  # type: ignore[misc]
             if pause is None:
@@ -272,23 +274,46 @@ def prune(
 
 @app.command()
 def compact(
-    ctx: typer.Context, wait: WaitOption = "0s", fmt: FormatOption = None, json_output: JsonOption = False
+    ctx: typer.Context,
+    vacuum_after: Annotated[
+        str, typer.Option(help="Delete files the table dropped this long ago, not sooner (e.g. 6h, 1d).")
+    ] = "6h",
+    wait: WaitOption = "0s",
+    fmt: FormatOption = None,
+    json_output: JsonOption = False,
 ) -> None:
-    """Merge each archive partition's small Parquet files into one."""
+    """Optimize each archive partition into few files sorted by start time, checkpoint, vacuum."""
     form = chosen(fmt, json_output)
     waiting = _wait_seconds(wait)
+    keep = retention(_duration(vacuum_after, "--vacuum-after"), "--vacuum-after")
     _progress_lines()
     with _location(ctx).open() as store, console_progress("compact") as progress:
-        Finished.note = "partitions compacted so far stay compacted; the rest are unchanged"
-        report = store.compact(progress=progress, wait=waiting)
+        Finished.note = "a compaction stopped before its Delta commit changed nothing"
+        report = store.compact(progress=progress, wait=waiting, vacuum_after=keep)
     emit(
         report,
         form,
         lambda: (
             f"compacted {report.partitions} partition(s): {report.files_removed} file(s) merged into"
-            f" {report.files_written}, {report.rows_dropped} superseded row(s) dropped, {report.seconds:.2f}s"
+            f" {report.files_written}, {report.files_vacuumed} old file(s) vacuumed, {report.seconds:.2f}s"
         ),
     )
+
+
+@app.command("move-archive")
+def move_archive(
+    ctx: typer.Context,
+    new_location: Annotated[str, typer.Argument(help="Where the archive now lives (directory or s3://...).")],
+    wait: WaitOption = "0s",
+    fmt: FormatOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Record that the archive was copied to NEW_LOCATION (checks it holds this database's table)."""
+    form = chosen(fmt, json_output)
+    waiting = _wait_seconds(wait)
+    with _location(ctx).open() as store:
+        old = store.move_archive(new_location, wait=waiting)
+    emit({"from": old, "to": new_location}, form, lambda: f"archive moved from {old} to {new_location}")
 
 
 def _progress_lines() -> None:

@@ -131,7 +131,7 @@ def _summary_panel(summary: DemoSummary) -> Panel:
         f" {p.step_retries:,} step retries, {p.polls:,} polls released and re-dispatched,"
         f" {p.refused_dispatches:,} duplicate dispatches refused",
         f"exported [bold]{e.runs:,}[/bold] completed runs ({e.steps:,} steps, {e.attempts:,} attempts)"
-        f" to {e.files} Parquet files in {e.seconds:.1f}s",
+        f" in {e.files} Delta commit(s), {e.seconds:.1f}s",
         f"pruned [bold]{summary.pruned:,}[/bold] archived runs older than {summary.prune_older_than.days} days"
         " from PostgreSQL; everything below reads live and archived runs together",
         f"total {summary.seconds:.1f}s",

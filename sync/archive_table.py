@@ -150,10 +150,12 @@ class ArchiveTable:
         self._table.create_checkpoint()
 
     def vacuum(self, retention: timedelta) -> list[str]:
-        """Delete files removed from the table more than ``retention`` ago; their paths."""
+        """Delete files out of the table (removed, or never committed by a crashed write) for ``retention``."""
         assert self._table is not None
         hours = max(0, int(retention.total_seconds() // 3600))
-        removed: list[str] = self._table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False)
+        removed: list[str] = self._table.vacuum(
+            retention_hours=hours, dry_run=False, enforce_retention_duration=False, full=True
+        )
         return removed
 
 

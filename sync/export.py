@@ -102,7 +102,8 @@ def export_completed_runs(
                     crash_points.reached("snapshot_read")
                     number = state.batch + 1
                     counts = _export_batch(conn, table, state, number, first_batch, batch, rows, now_of)
-                    state = state._replace(batch=number)
+                    # A batch of only dropped rows commits nothing to Delta and takes no number.
+                    state = state._replace(batch=number if counts[3] else state.batch)
                     totals = [a + b for a, b in zip(totals, counts, strict=True)]
                     show(ProgressUpdate("export", totals[0], queued, sum(totals[:3]), time.monotonic() - started))
                     crash_points.reached("between_batches")
@@ -155,7 +156,8 @@ def _export_batch(
         crash_points.reached("delta_committed")
     with conn.transaction(by_key=True):
         version = table.version if table.version is not None else state.version
-        bookkeeping.record_batch(conn, number, version, table.table_id or "", checked_now(now_of))
+        recorded = number if commits else state.batch
+        bookkeeping.record_batch(conn, recorded, version, table.table_id or "", checked_now(now_of))
         crash_points.reached("before_commit")
     crash_points.reached("after_commit")
     # Runs an earlier batch of this call wrote already are not new to the caller.

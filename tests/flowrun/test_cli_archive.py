@@ -6,10 +6,13 @@ import json
 import signal
 import subprocess
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import psycopg
+import pyarrow as pa
+from deltalake import DeltaTable
 
 from flowrun import FlowRunStore
 from flowrun.demo import play
@@ -36,6 +39,7 @@ def test_export_prune_compact(cli: Cli) -> None:
     assert f"exported {completed.height} run(s)" in exported
     assert _count(cli.dsn, "export_outbox") == 0 and _count(cli.dsn, "archived_runs") == completed.height
     assert len(list(cli.archive.glob("runs/started_date=*/*.parquet"))) >= 3
+    assert (cli.archive / "runs" / "_delta_log").is_dir()
 
     cutoff = datetime.now(UTC) - timedelta(days=14)
     old = completed.filter(pl.col("completed_at") < cutoff).height
@@ -48,8 +52,9 @@ def test_export_prune_compact(cli: Cli) -> None:
 
     compacted = cli.run("compact").stdout
     assert "compacted" in compacted and "partition(s)" in compacted
-    partitions = [d for d in cli.archive.glob("*/started_date=*") if d.is_dir()]
-    assert partitions and all(len(list(d.glob("*.parquet"))) == 1 for d in partitions)  # one file per partition
+    table = DeltaTable(str(cli.archive / "runs"))
+    per_partition = Counter(pa.table(table.get_add_actions(flatten=True)).column("partition.started_date").to_pylist())
+    assert per_partition and set(per_partition.values()) == {1}  # one active file per partition
     with FlowRunStore.open(dsn=cli.dsn, archive=cli.archive, migrate=False) as store:
         # Live UNION archive is one table: pruning and compacting change no answer.
         assert (store.get_statistics(), store.get_runs_page(take=1000)) == before

@@ -22,6 +22,7 @@ COMMANDS = [
     "export",
     "prune",
     "compact",
+    "move-archive",
     "stats",
     "flows",
     "timeseries",

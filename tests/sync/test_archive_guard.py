@@ -1,20 +1,21 @@
-"""An archive belongs to one database and schema; leftovers are removed, other files are not."""
+"""The database remembers its archive: a second location is refused, a deliberate move is one call."""
 
 from __future__ import annotations
 
-import json
+import shutil
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import pyarrow.fs as pafs
 import pytest
 from psycopg import sql
 
+from olap import RunAnalytics
 from oltp.store import RunStore
-from sync import ArchiveConflict, compact, export_completed_runs
+from sync import ArchiveConflict, compact, export_completed_runs, relocate
 from tests.conftest import TEMPLATE, FakeClock, PgServer
 from tests.sync import archive_checks, workload
 
@@ -30,59 +31,86 @@ def other_dsn(pg_server: PgServer) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def _tree(root: str) -> dict[str, int]:
+    base = Path(root)
+    return {str(p.relative_to(base)): p.stat().st_size for p in base.rglob("*") if p.is_file()} if base.exists() else {}
+
+
+def test_a_second_location_is_refused_for_jobs_and_readers_naming_both(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
+) -> None:
+    workload.play(store, clock, 3)
+    export_completed_runs(dsn, archive, clock=clock)
+    assert archive_checks.state(db)[0] == str(Path(archive).resolve())  # type: ignore[index]
+    before = _tree(archive)
+    workload.play(store, clock, 2)
+
+    for elsewhere in (str(tmp_path / "b"), f"{archive}/runs", str(tmp_path / "home" / "archive")):
+        for job in (
+            lambda: export_completed_runs(dsn, elsewhere, clock=clock),  # noqa: B023 (called at once)
+            lambda: compact(dsn, elsewhere, clock=clock),  # noqa: B023
+        ):
+            with pytest.raises(ArchiveConflict) as info:
+                job()
+            assert str(Path(archive).resolve()) in str(info.value) and elsewhere in str(info.value)
+        reader = RunAnalytics(dsn, elsewhere)
+        with pytest.raises(ArchiveConflict, match="move-archive"):
+            reader.get_runs()
+        reader.close()
+        assert not Path(elsewhere, "runs", "_delta_log").exists()
+    assert _tree(archive) == before  # nothing touched
+    assert db.execute("SELECT count(*) FROM export_outbox").fetchone() == (2,)
+
+
 def test_an_archive_of_another_database_is_refused_untouched(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, other_dsn: str
 ) -> None:
     workload.play(store, clock, 3)
     export_completed_runs(dsn, archive, clock=clock)
-    marker = json.loads((Path(archive) / "_flowrun_archive.json").read_text())
-    assert marker["schema"] == "flowrun" and marker["database"] == dsn.split("dbname=")[1].split()[0]
-    files = archive_checks.all_files(archive)
-
+    before = _tree(archive)
+    with RunStore(other_dsn, clock=clock, migrate_schema=False) as other:
+        workload.play(other, clock, 2)
     for job in (lambda: export_completed_runs(other_dsn, archive), lambda: compact(other_dsn, archive)):
-        with pytest.raises(ArchiveConflict, match="belongs to database"):
+        with pytest.raises(ArchiveConflict, match="did not write"):
             job()
-    assert archive_checks.all_files(archive) == files
+    assert _tree(archive) == before
 
 
-def test_parquet_files_without_a_marker_are_refused(dsn: str, archive: str) -> None:
-    stray = Path(archive) / "runs" / "started_date=2026-01-01" / "someone-elses.parquet"
-    stray.parent.mkdir(parents=True)
-    stray.write_bytes(b"PAR1")
-    with pytest.raises(ArchiveConflict, match=r"no _flowrun_archive\.json"):
-        export_completed_runs(dsn, archive)
-    assert stray.exists()
+def test_a_moved_archive_is_recorded_by_one_call_and_the_old_place_refused(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
+) -> None:
+    ids = workload.play(store, clock, 4)
+    export_completed_runs(dsn, archive, batch_size=2, clock=clock)
+    moved = str(tmp_path / "moved")
+    with pytest.raises(ArchiveConflict, match="missing"):
+        relocate(dsn, moved)  # nothing there yet
+    shutil.copytree(archive, moved)
+
+    assert relocate(dsn, moved) == str(Path(archive).resolve())
+    workload.reopen_and_complete(store, clock, ids[0])
+    assert export_completed_runs(dsn, moved, clock=clock).runs == 1
+    archive_checks.assert_exactly_once(db, moved)
+    with pytest.raises(ArchiveConflict):
+        export_completed_runs(dsn, archive, clock=clock)
+    with RunAnalytics(dsn, moved) as reader:
+        assert {r.id for r in reader.get_runs()} == set(ids)
 
 
-def test_leftovers_are_removed_and_foreign_files_kept(
+def test_data_files_outside_the_log_are_vacuumed_after_the_retention_and_foreign_files_kept(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
 ) -> None:
     workload.play(store, clock, 2)
     export_completed_runs(dsn, archive, clock=clock)
-    part = Path(archive) / "steps" / "started_date=2026-03-01"
-    part.mkdir(parents=True, exist_ok=True)
-    (part / ".20260301T000000000000Z-dead.parquet.tmp").write_bytes(b"half")
-    (part / "20260301T000000000000Z-dead.parquet").write_bytes(b"PAR1 unlisted")
-    (part / "_SUCCESS").write_text("")
-    (Path(archive) / "README.md").write_text("mine")
+    readme = Path(archive) / "README.md"
+    readme.write_text("mine")
+    partition = next(Path(archive, "runs").glob("started_date=*"))
+    orphan = partition / "part-00000-crashed-write.zstd.parquet"  # a write killed before its commit
+    shutil.copy(next(partition.glob("*.parquet")), orphan)
 
-    export_completed_runs(dsn, archive, clock=clock)
+    compact(dsn, archive, clock=clock)  # within the retention window: kept
+    assert orphan.exists()
+    compact(dsn, archive, clock=clock, vacuum_after=timedelta(0))
 
-    assert (part / "_SUCCESS").exists() and (Path(archive) / "README.md").exists()
-    assert not (part / "20260301T000000000000Z-dead.parquet").exists()
-    assert not (part / ".20260301T000000000000Z-dead.parquet.tmp").exists()
+    assert not orphan.exists()
+    assert readme.read_text() == "mine"
     archive_checks.assert_exactly_once(db, archive)
-
-
-def test_the_archive_can_live_on_another_pyarrow_filesystem(
-    store: RunStore, clock: FakeClock, dsn: str, tmp_path: Path, db: Any
-) -> None:
-    # Not the local filesystem class: no fsync, files are moved into place (as on an object store).
-    fs = pafs.SubTreeFileSystem(str(tmp_path), pafs.LocalFileSystem())
-    workload.play(store, clock, 4)
-    report = export_completed_runs(dsn, "bucket/archive", filesystem=fs, batch_size=3, clock=clock)
-    assert report.runs == 4
-    workload.reopen_and_complete(store, clock, archive_checks.run_ids(db).pop())
-    export_completed_runs(dsn, "bucket/archive", filesystem=fs, clock=clock)
-    compact(dsn, "bucket/archive", filesystem=fs, clock=clock)
-    archive_checks.assert_exactly_once(db, str(tmp_path / "bucket" / "archive"))

@@ -1,30 +1,20 @@
-"""Compaction: fewer files, no superseded copies, the same newest rows."""
+"""Compaction: Delta optimize sorted by start time, a checkpoint, a vacuum only after the retention window."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from olap import RunAnalytics
 from oltp.store import RunStore
 from sync import compact, export_completed_runs
 from tests.conftest import FakeClock
 from tests.sync import archive_checks, workload
-
-KEYS = {
-    "runs": "id, revision",
-    "steps": "run_id, revision, step_key",
-    "attempts": "run_id, revision, step_key, attempt",
-}
-
-
-def _newest(archive: str, db: Any) -> dict[str, list[tuple[Any, ...]]]:
-    archived = set(db.execute("SELECT run_id, revision FROM archived_runs").fetchall())
-    return {
-        kind: sorted(r for r in archive_checks.query(archive, kind, f"SELECT {cols}, * FROM t") if r[:2] in archived)
-        for kind, cols in KEYS.items()
-    }
 
 
 def _exports(store: RunStore, clock: FakeClock, dsn: str, archive: str) -> list[Any]:
@@ -38,46 +28,89 @@ def _exports(store: RunStore, clock: FakeClock, dsn: str, archive: str) -> list[
     return ids
 
 
-def test_compaction_merges_partitions_and_keeps_the_newest_rows_identical(
+def _per_partition(archive: str) -> Counter[str]:
+    return Counter(f.split("/")[0] for f in archive_checks.data_files(archive))
+
+
+def test_compaction_merges_partitions_sorted_and_keeps_every_row(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
 ) -> None:
     _exports(store, clock, dsn, archive)
-    before = _newest(archive, db)
-    files_before = len(archive_checks.parquet_files(archive))
-    days = db.execute("SELECT count(DISTINCT started_date) FROM archive_files").fetchone()[0]
+    before = sorted(archive_checks.query(archive, "runs", "SELECT * EXCLUDE (steps, attempts) FROM t"))
+    steps_before = sorted(archive_checks.query(archive, "attempts"))
+    files_before = sum(_per_partition(archive).values())
+    days = len(_per_partition(archive))
+    assert files_before > days
 
     report = compact(dsn, archive, clock=clock)
 
-    assert _newest(archive, db) == before  # every column of every newest row, byte for byte
-    files_after = len(archive_checks.parquet_files(archive))
-    assert files_after == 3 * days  # one file per kind and partition
-    assert files_after == report.files_written + (files_before - report.files_removed)
+    assert sorted(archive_checks.query(archive, "runs", "SELECT * EXCLUDE (steps, attempts) FROM t")) == before
+    assert sorted(archive_checks.query(archive, "attempts")) == steps_before
+    assert set(_per_partition(archive).values()) == {1}  # one file per partition
+    assert files_before - report.files_removed + report.files_written == days
     assert 0 < report.partitions <= days
-    assert report.rows_dropped > 0  # the two superseded copies, with their steps and attempts
-    assert db.execute("SELECT count(*) FROM archive_superseded").fetchone() == (0,)
-    archive_checks.assert_exactly_once(db, archive)
-    for rel in archive_checks.parquet_files(archive):
-        kind = rel.split("/")[0]
-        start = pq.read_table(Path(archive) / rel).column("started_at" if kind == "runs" else "run_started_at")
-        assert start.to_pylist() == sorted(start.to_pylist())
+    archive_checks.assert_exactly_once(db, archive)  # PostgreSQL records the optimized version
+    for rel in archive_checks.data_files(archive):
+        start = pq.read_table(Path(archive) / "runs" / rel).column("started_at").to_pylist()
+        assert start == sorted(start)
+    assert (Path(archive) / "runs" / "_delta_log" / "_last_checkpoint").exists()
     assert compact(dsn, archive, clock=clock).partitions == 0  # nothing left to do
 
 
-def test_compaction_bounds_file_size_and_leaves_foreign_files_alone(
+def test_removed_files_stay_for_the_retention_window_so_older_versions_stay_readable(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
 ) -> None:
     _exports(store, clock, dsn, archive)
-    before = _newest(archive, db)
-    readme = Path(archive) / "runs" / "README.txt"
-    readme.write_text("kept")
+    old_version = archive_checks.state(db)[4]  # type: ignore[index]
+    old_rows = sorted(archive_checks.query(archive, "runs", "SELECT id, revision FROM t", old_version))
 
-    compact(dsn, archive, clock=clock, max_rows_per_file=4)
+    report = compact(dsn, archive, clock=clock)  # default retention: hours
+    assert report.files_vacuumed == 0
+    assert sorted(archive_checks.query(archive, "runs", "SELECT id, revision FROM t", old_version)) == old_rows
 
-    assert _newest(archive, db) == before
-    sizes = db.execute("SELECT kind, row_count FROM archive_files").fetchall()
-    # A group never exceeds the limit unless a single input file did.
-    assert all(n <= 4 or kind != "runs" for kind, n in sizes)
-    days = db.execute("SELECT count(DISTINCT started_date) FROM archive_files").fetchone()[0]
-    assert len([kind for kind, _ in sizes if kind == "runs"]) > days  # some partitions kept several files
-    assert readme.read_text() == "kept"
+    # The files the compaction removed, and those the merge of the re-exported runs removed.
+    assert compact(dsn, archive, clock=clock, vacuum_after=timedelta(0)).files_vacuumed > report.files_removed
+    assert sorted(archive_checks.query(archive, "runs", "SELECT id, revision FROM t")) == old_rows
     archive_checks.assert_exactly_once(db, archive)
+
+
+def test_readers_run_through_back_to_back_compactions_without_a_failed_call(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    _exports(store, clock, dsn, archive)
+    with_dsn = RunAnalytics(dsn, archive, clock=clock)
+    files_only = RunAnalytics(None, archive, clock=clock)
+    base = {reader: {r.id for r in reader.get_runs(take=1000)} for reader in (with_dsn, files_only)}
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    calls = Counter[str]()
+
+    def read(name: str, reader: RunAnalytics) -> None:
+        while not stop.is_set():
+            try:
+                ids = [r.id for r in reader.get_runs(take=1000)]
+                # Every run once, none lost, whatever version the call read.
+                assert len(ids) == len(set(ids)) and base[reader] <= set(ids)
+                assert len(reader.get_runs_page(search="fetch", take=1000).runs) > 0
+                calls[name] += 1
+            except BaseException as exc:  # every failed call counts
+                failures.append(exc)
+
+    threads = [threading.Thread(target=read, args=(n, r)) for n, r in (("dsn", with_dsn), ("files", files_only))]
+    for thread in threads:
+        thread.start()
+    try:
+        for round_ in range(4):
+            # New small files, then a compaction that rewrites them: readers always mid-flight.
+            ids = workload.play(store, clock, 2, hours_apart=1)
+            export_completed_runs(dsn, archive, batch_size=1, clock=clock)
+            assert set(ids) <= {r.id for r in files_only.get_runs(take=1000)}
+            compact(dsn, archive, clock=clock, vacuum_after=timedelta(hours=1 + round_))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert calls["dsn"] > 0 and calls["files"] > 0
+    with_dsn.close()
+    files_only.close()

@@ -1,4 +1,4 @@
-"""Every field of every run, step and attempt survives the trip to Parquet, read back without our code."""
+"""Every field of every run, step and attempt survives the trip to the Delta table, read back without our code."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
 
 from oltp.records import FlowRunRecord, FlowStepAttemptRecord, FlowStepRecord, RunStatus, StepStatus
 from oltp.rows import order_steps
@@ -48,22 +48,37 @@ def _records(
 
 
 def _as_uuid(value: Any) -> Any:
-    return uuid.UUID(bytes=value) if isinstance(value, bytes) else value
+    return uuid.UUID(value) if isinstance(value, str) and len(value) == 36 and value.count("-") == 4 else value
 
 
-def _pyarrow_rows(archive: str, kind: str) -> list[dict[str, Any]]:
-    table = ds.dataset(f"{archive}/{kind}", format="parquet", partitioning="hive").to_table()
-    return [{k: _as_uuid(v) for k, v in row.items()} for row in table.to_pylist()]
+def _flatten(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], ...]:
+    """Run rows with nested lists -> flat runs, steps and attempts rows (ids as UUID)."""
+    flat_runs, steps, attempts = [], [], []
+    for run in runs:
+        rid = uuid.UUID(run["id"])
+        flat_runs.append({k: _as_uuid(v) for k, v in run.items() if k not in ("steps", "attempts")})
+        steps += [{**s, "run_id": rid} for s in run["steps"]]
+        attempts += [{**a, "run_id": rid} for a in run["attempts"]]
+    return flat_runs, steps, attempts
 
 
-def _duckdb_rows(archive: str, kind: str) -> list[dict[str, Any]]:
+def _deltalake_rows(archive: str) -> list[dict[str, Any]]:
+    return pa.table(DeltaTable(f"{archive}/runs").to_pyarrow_table()).to_pylist()  # type: ignore[no-any-return]
+
+
+def _duckdb_rows(archive: str) -> list[dict[str, Any]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    rel = con.sql(f"SELECT * FROM read_parquet('{archive}/{kind}/**/*.parquet', hive_partitioning = true)")
+    files = ", ".join(f"'{f}'" for f in DeltaTable(f"{archive}/runs").file_uris())
+    rel = con.sql(f"SELECT * FROM read_parquet([{files}])")
     return [dict(zip(rel.columns, row, strict=True)) for row in rel.fetchall()]
 
 
-def test_every_field_round_trips_through_pyarrow_and_duckdb(
+def _polars_rows(archive: str) -> list[dict[str, Any]]:
+    return pl.scan_delta(f"{archive}/runs").collect().to_dicts()
+
+
+def test_every_field_round_trips_through_deltalake_duckdb_and_polars(
     store: RunStore, clock: FakeClock, dsn: str, archive: str
 ) -> None:
     ids = workload.play(store, clock, 12)
@@ -71,68 +86,80 @@ def test_every_field_round_trips_through_pyarrow_and_duckdb(
     assert (report.runs, report.steps, report.attempts) == (12, 27, 31)
 
     expected = {rid: store.get_run_detail(rid) for rid in ids}
-    for reader in (_pyarrow_rows, _duckdb_rows):
-        got = _records(reader(archive, "runs"), reader(archive, "steps"), reader(archive, "attempts"))
+    for reader in (_deltalake_rows, _duckdb_rows, _polars_rows):
+        got = _records(*_flatten(reader(archive)))
         assert got == expected, reader.__name__
 
 
-def test_files_follow_the_archive_contract(store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any) -> None:
+def test_the_table_follows_the_archive_contract(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
     ids = workload.play(store, clock, 10)
     export_completed_runs(dsn, archive, batch_size=4, clock=clock)
 
-    files = archive_checks.parquet_files(archive)
-    assert files == archive_checks.listed(db)
+    table = DeltaTable(f"{archive}/runs")
+    assert table.metadata().partition_columns == ["started_date"]
+    actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
     days = {r[0] for r in db.execute("SELECT (started_at AT TIME ZONE 'UTC')::date FROM flow_runs")}
-    assert {f.split("/")[1] for f in files} == {f"started_date={d.isoformat()}" for d in days}
-    for rel in files:
-        path = Path(archive) / rel
+    assert {a["partition.started_date"] for a in actions} == days
+    for action in actions:
+        path = Path(archive) / "runs" / action["path"]
+        assert action["size_bytes"] == path.stat().st_size
         meta = pq.read_metadata(path)
-        kind = rel.split("/")[0]
         schema = pq.read_schema(path)
-        id_field = schema.field("id" if kind == "runs" else "run_id")
-        assert id_field.type == pa.uuid() and not id_field.nullable
-        assert meta.schema.column(0).logical_type.type == "UUID"
-        assert schema.field("status").type == pa.dictionary(pa.int32(), pa.string())
+        assert schema.field("id").type == pa.string() and not schema.field("id").nullable
+        assert schema.field("started_at").type == pa.timestamp("us", tz="UTC")
         assert schema.field("exported_at").type == pa.timestamp("us", tz="UTC")
-        assert "started_date" not in schema.names  # the partition key lives in the path only
+        assert "started_date" not in schema.names  # the partition key lives in the Delta log and the path
         assert {meta.row_group(0).column(i).compression for i in range(meta.num_columns)} == {"ZSTD"}
-        table = pq.read_table(path)
-        start = table.column("started_at" if kind == "runs" else "run_started_at").to_pylist()
+        rows = pq.read_table(path)
+        start = rows.column("started_at").to_pylist()
         assert start == sorted(start)
-        # Every row of the file belongs to the file's partition day.
-        assert {t.date().isoformat() for t in start} == {rel.split("/")[1].split("=")[1]}
-        assert table.column("exported_at").to_pylist() == [clock.now] * table.num_rows
-        listed = db.execute(
-            "SELECT kind, row_count, min_started_at, max_started_at FROM archive_files WHERE path = %s", (rel,)
-        ).fetchone()
-        assert listed == (kind, table.num_rows, start[0], start[-1])
+        assert {t.date() for t in start} == {action["partition.started_date"]}  # every row in its partition
+        assert rows.column("exported_at").to_pylist() == [clock.now] * rows.num_rows
+        for rid in rows.column("id").to_pylist():
+            assert rid == str(uuid.UUID(rid))  # canonical lower-case text
     revisions = dict(db.execute("SELECT id, revision FROM flow_runs").fetchall())
     assert dict(archive_checks.query(archive, "runs", "SELECT id, revision FROM t")) == revisions
     assert set(revisions) == set(ids)
 
 
-def test_plain_duckdb_and_polars_read_the_archive(store: RunStore, clock: FakeClock, dsn: str, archive: str) -> None:
+def test_each_run_carries_its_lower_cased_search_document(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str
+) -> None:
+    ids = workload.play(store, clock, 3)
+    export_completed_runs(dsn, archive, clock=clock)
+    docs = dict(archive_checks.query(archive, "runs", "SELECT id, search_doc FROM t"))
+    for rid in ids:
+        run = store.get_run_detail(rid)
+        assert run is not None and run.steps is not None
+        fields = [str(rid), run.flow_name, run.trigger_key, run.status.value, run.background_job_id or ""]
+        for step in sorted(run.steps, key=lambda s: s.step_key):
+            for attempt in step.attempts or ():
+                fields += [attempt.step_key, attempt.error_message or "", attempt.output_json or ""]
+        assert docs[rid] == "\x1f".join(fields).lower()
+
+
+def test_plain_duckdb_polars_and_pyarrow_read_the_table(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str
+) -> None:
     ids = workload.play(store, clock, 6)
     export_completed_runs(dsn, archive, clock=clock)
 
-    # Exactly the line a user types, with no help from our code.
-    rel = duckdb.sql(f"select * from read_parquet('{archive}/runs/**/*.parquet', hive_partitioning=true)")
-    assert rel is not None
-    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
-    assert types["id"] == "UUID" and types["started_at"] == "TIMESTAMP WITH TIME ZONE"
-    assert types["started_date"] == "DATE"
-    assert {row[0] for row in rel.select("id").fetchall()} == set(ids)
-
-    frame = pl.read_parquet(f"{archive}/runs/**/*.parquet", hive_partitioning=True)
+    # Exactly the lines a user types, with no help from our code.
+    frame = pl.read_delta(f"{archive}/runs")
     assert frame.schema["started_at"] == pl.Datetime("us", "UTC")
-    assert frame.schema["id"] == pl.Binary  # polars has no UUID type: 16 raw bytes, see docs/archive.md
-    assert {uuid.UUID(bytes=b) for b in frame["id"]} == set(ids)
-    as_text = frame.select(pl.col("id").bin.encode("hex"))["id"]
-    assert {uuid.UUID(h) for h in as_text} == set(ids)
+    assert frame.schema["id"] == pl.String
+    assert {uuid.UUID(i) for i in frame["id"]} == set(ids)
     assert frame["started_date"].dtype == pl.Date
-    steps = pl.scan_parquet(f"{archive}/steps/**/*.parquet", hive_partitioning=True).collect()
-    details = [store.get_run_detail(i) for i in ids]
-    step_counts = [len(d.steps) for d in details if d is not None and d.steps is not None]
-    assert len(step_counts) == len(ids) and steps.height == sum(step_counts)
-    assert steps["status"].dtype == pl.Categorical
+    steps = frame.select("id", pl.col("steps")).explode("steps").unnest("steps")
+    assert steps.height == sum(len(store.get_run_detail(i).steps) for i in ids)  # type: ignore[arg-type, union-attr]
+
+    dataset = DeltaTable(f"{archive}/runs").to_pyarrow_dataset()
+    assert {uuid.UUID(i) for i in dataset.to_table(columns=["id"]).column("id").to_pylist()} == set(ids)
+
+    files = DeltaTable(f"{archive}/runs").file_uris()
+    rel = duckdb.sql(f"select * from read_parquet({files!r})")
+    types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
+    assert types["id"] == "VARCHAR" and types["started_at"] == "TIMESTAMP WITH TIME ZONE"
     assert datetime(2026, 3, 1, tzinfo=UTC) < min(frame["started_at"])
