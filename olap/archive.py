@@ -102,10 +102,14 @@ class ArchiveReader:
             self._check = FileCheck(self.location)
         self._check.check(files)
 
-    def scan(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile]) -> str:
-        """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL."""
+    def scan(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], *, arrow: bool = False) -> str:
+        """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL.
+
+        ``arrow`` registers a pyarrow dataset even for local files: the form a DuckDB connection
+        without external access (no ``read_parquet``) can still read.
+        """
         self.check(files)
-        if self.location.is_local:
+        if self.location.is_local and not arrow:
             listed = ", ".join(sql_string(self.location.file_uri(f.path)) for f in files)
             return f"read_parquet([{listed}])"
         fs, base = self.location.filesystem()
@@ -113,31 +117,49 @@ class ArchiveReader:
         cur.register(name, ds.dataset([f"{base}/{f.path}" for f in files], filesystem=fs, format="parquet"))
         return name
 
-    def runs(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+    def runs(
+        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
+    ) -> str:
         """Archive runs of ``files`` (raw rows filtered by ``where`` over alias ``r``), typed like live runs."""
-        return f"(SELECT {_RUN_COLUMNS} FROM {self.scan(cur, files)} r WHERE {where})"
+        return f"(SELECT {_RUN_COLUMNS} FROM {self.scan(cur, files, arrow=arrow)} r WHERE {where})"
 
-    def steps(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+    def steps(
+        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
+    ) -> str:
         """Archive steps of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
-        return self._nested(cur, files, where, "steps", _STEP_COLUMNS)
+        return self._nested(cur, files, where, "steps", _STEP_COLUMNS, arrow)
 
-    def attempts(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE") -> str:
+    def attempts(
+        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
+    ) -> str:
         """Archive attempts of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
-        return self._nested(cur, files, where, "attempts", _ATTEMPT_COLUMNS)
+        return self._nested(cur, files, where, "attempts", _ATTEMPT_COLUMNS, arrow)
 
     def relation(
-        self, cur: duckdb.DuckDBPyConnection, kind: str, files: Sequence[DataFile], where: str = "TRUE"
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        kind: str,
+        files: Sequence[DataFile],
+        where: str = "TRUE",
+        *,
+        arrow: bool = False,
     ) -> str:
         """``runs``, ``steps`` or ``attempts`` of ``files``."""
-        return {"runs": self.runs, "steps": self.steps, "attempts": self.attempts}[kind](cur, files, where)
+        return {"runs": self.runs, "steps": self.steps, "attempts": self.attempts}[kind](cur, files, where, arrow=arrow)
 
     def _nested(
-        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str, column: str, columns: str
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        files: Sequence[DataFile],
+        where: str,
+        column: str,
+        columns: str,
+        arrow: bool,
     ) -> str:
         return (
             f"(SELECT {columns} FROM (SELECT CAST(r.id AS UUID) AS run_id,"
             f" r.revision, r.started_at AS run_started_at, unnest(r.{column}) AS s"
-            f" FROM {self.scan(cur, files)} r WHERE {where}))"
+            f" FROM {self.scan(cur, files, arrow=arrow)} r WHERE {where}))"
         )
 
 
