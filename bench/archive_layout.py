@@ -1,41 +1,127 @@
-"""Nested (one table) vs flat (three tables): write and read costs at 200k runs x 5 attempts."""
-import duckdb, time, shutil, pyarrow as pa
-from deltalake import write_deltalake, DeltaTable, WriterProperties
-N=200_000
-con=duckdb.connect(); con.execute("SET TimeZone='UTC'")
-con.execute(f"""CREATE TABLE runs AS SELECT uuid()::VARCHAR id, 'flow '||(i%20) flow_name, ['Succeeded','Failed'][1+(i%2)] status,
-  TIMESTAMPTZ '2026-01-01' + to_seconds(i*30) started_at, TIMESTAMPTZ '2026-01-01' + to_seconds(i*30+60+(i%97)) completed_at,
-  CAST(TIMESTAMPTZ '2026-01-01' + to_seconds(i*30) AS DATE) started_date FROM range({N}) t(i)""")
-con.execute("""CREATE TABLE att AS SELECT r.id run_id, r.started_date, r.started_at run_started_at, 'step-'||k step_key, 1 attempt, 'Failed' status,
-  CASE WHEN k=2 THEN 'error '||r.id ELSE NULL END error_message, '{"rows": '||k||', "msg": "ok ok ok"}' output_json FROM runs r, range(5) s(k)""")
-wp=WriterProperties(compression="ZSTD")
-flat_runs=con.sql("SELECT * FROM runs").to_arrow_table(); flat_att=con.sql("SELECT * FROM att").to_arrow_table()
-nested=con.sql("""SELECT r.*, a.attempts FROM runs r JOIN (SELECT run_id, list(struct_pack(step_key:=step_key, attempt:=attempt, status:=status,
-  error_message:=error_message, output_json:=output_json)) attempts FROM att GROUP BY run_id) a ON a.run_id=r.id ORDER BY started_at""").to_arrow_table()
-for p in ("/tmp/spike/nested","/tmp/spike/flat"): shutil.rmtree(p, ignore_errors=True)
-B=20_000
-t=time.time()
-for i in range(0,N,B): write_deltalake("/tmp/spike/nested", nested.slice(i,B), mode="append", partition_by=["started_date"], writer_properties=wp)
-tn=time.time()-t
-fa=flat_att.sort_by("run_started_at")
-t=time.time()
-for i in range(0,N,B):
-    write_deltalake("/tmp/spike/flat/runs", flat_runs.slice(i,B), mode="append", partition_by=["started_date"], writer_properties=wp)
-    write_deltalake("/tmp/spike/flat/attempts", fa.slice(i*5,B*5), mode="append", partition_by=["started_date"], writer_properties=wp)
-tf=time.time()-t
-def files(p): return DeltaTable(p).file_uris()
-def q(sql, reps=5):
-    best=9e9
-    for _ in range(reps):
-        t=time.time(); duckdb.sql(sql).fetchall(); best=min(best,time.time()-t)
+"""One Delta table with nested attempts, or a flat table per kind: write and read costs, measured.
+
+200,000 runs with 5 attempts each, written in 10 batches (one append per batch and
+table), then an hourly timeseries with p95 (run columns only) and step error
+counts (every attempt) read by DuckDB over the active files; best of 7. The
+result decides the archive's layout (docs/archive.md, "One table").
+
+    python bench/archive_layout.py [--runs 200000] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+
+BATCHES = 10
+WRITER = WriterProperties(compression="ZSTD")
+
+_RUNS = """
+CREATE TABLE runs AS
+SELECT uuid()::VARCHAR AS id, 'flow ' || (i % 20) AS flow_name, ['Succeeded', 'Failed'][1 + (i % 2)] AS status,
+       TIMESTAMPTZ '2026-01-01' + to_seconds(i * 30) AS started_at,
+       TIMESTAMPTZ '2026-01-01' + to_seconds(i * 30 + 60 + (i % 97)) AS completed_at,
+       CAST(TIMESTAMPTZ '2026-01-01' + to_seconds(i * 30) AS DATE) AS started_date
+  FROM range($n) t(i)
+"""
+_ATTEMPTS = """
+CREATE TABLE attempts AS
+SELECT r.id AS run_id, r.started_date, r.started_at AS run_started_at, 'step-' || k AS step_key, 1 AS attempt,
+       'Failed' AS status, CASE WHEN k = 2 THEN 'error ' || r.id END AS error_message,
+       '{"rows": ' || k || ', "msg": "ok ok ok"}' AS output_json
+  FROM runs r, range(5) s(k)
+ ORDER BY r.started_at
+"""
+_NESTED = """
+SELECT r.*, a.attempts
+  FROM runs r JOIN (
+        SELECT run_id, list(struct_pack(step_key := step_key, attempt := attempt, status := status,
+                                        error_message := error_message, output_json := output_json)) AS attempts
+          FROM attempts GROUP BY run_id) a ON a.run_id = r.id
+ ORDER BY started_at
+"""
+_TIMESERIES = (
+    "SELECT date_trunc('hour', started_at), count(*), quantile_cont(epoch(completed_at - started_at), 0.95)"
+    " FROM read_parquet({files}) GROUP BY 1"
+)
+_ERRORS_NESTED = (
+    "SELECT a.step_key, count(*) FROM (SELECT unnest(attempts) AS a FROM read_parquet({files}))"
+    " WHERE a.error_message IS NOT NULL GROUP BY 1"
+)
+_ERRORS_FLAT = "SELECT step_key, count(*) FROM read_parquet({files}) WHERE error_message IS NOT NULL GROUP BY 1"
+
+
+def _write(path: Path, table: pa.Table, per_batch: int) -> None:
+    for start in range(0, table.num_rows, per_batch):
+        write_deltalake(
+            str(path),
+            table.slice(start, per_batch),
+            mode="append",
+            partition_by=["started_date"],
+            writer_properties=WRITER,
+        )
+
+
+def _best(query: str, files: list[str], repeats: int = 7) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        duckdb.sql(query.format(files=files)).fetchall()
+        best = min(best, time.perf_counter() - started)
     return best
-nr=files("/tmp/spike/nested"); fr=files("/tmp/spike/flat/runs"); fa_=files("/tmp/spike/flat/attempts")
-ts_n=q(f"SELECT date_trunc('hour',started_at), count(*), quantile_cont(epoch(completed_at-started_at),0.95) FROM read_parquet({nr}) GROUP BY 1")
-ts_f=q(f"SELECT date_trunc('hour',started_at), count(*), quantile_cont(epoch(completed_at-started_at),0.95) FROM read_parquet({fr}) GROUP BY 1")
-er_n=q(f"SELECT a.step_key, count(*) FROM (SELECT unnest(attempts) a FROM read_parquet({nr})) WHERE a.error_message IS NOT NULL GROUP BY 1")
-er_f=q(f"SELECT step_key, count(*) FROM read_parquet({fa_}) WHERE error_message IS NOT NULL GROUP BY 1")
-import os
-def size(p): return sum(os.path.getsize(os.path.join(d,f)) for d,_,fs in os.walk(p) for f in fs if f.endswith(".parquet"))
-print(f"write 200k runs + 1M attempts in 10 batches: nested {tn:.2f}s, flat {tf:.2f}s")
-print(f"hourly timeseries+p95: nested {ts_n:.3f}s flat {ts_f:.3f}s; step error counts: nested {er_n:.3f}s flat {er_f:.3f}s")
-print(f"bytes: nested {size('/tmp/spike/nested')/1e6:.1f} MB, flat {size('/tmp/spike/flat')/1e6:.1f} MB")
+
+
+def _bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*.parquet"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=200_000)
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="flowrun-layout-"))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(_RUNS, {"n": args.runs})
+    con.execute(_ATTEMPTS)
+    runs, attempts = con.sql("SELECT * FROM runs").to_arrow_table(), con.sql("SELECT * FROM attempts").to_arrow_table()
+    nested = con.sql(_NESTED).to_arrow_table()
+    per_batch = args.runs // BATCHES
+    for sub in ("nested", "flat"):
+        shutil.rmtree(work / sub, ignore_errors=True)
+
+    started = time.perf_counter()
+    _write(work / "nested", nested, per_batch)
+    nested_write = time.perf_counter() - started
+    started = time.perf_counter()
+    _write(work / "flat" / "runs", runs, per_batch)
+    _write(work / "flat" / "attempts", attempts, per_batch * 5)
+    flat_write = time.perf_counter() - started
+
+    nested_files = DeltaTable(str(work / "nested")).file_uris()
+    flat_runs = DeltaTable(str(work / "flat" / "runs")).file_uris()
+    flat_attempts = DeltaTable(str(work / "flat" / "attempts")).file_uris()
+    print(
+        f"write {args.runs:,} runs x 5 attempts in {BATCHES} batches: nested {nested_write:.2f} s, flat {flat_write:.2f} s"
+    )
+    print(f"bytes: nested {_bytes(work / 'nested') / 1e6:.1f} MB, flat {_bytes(work / 'flat') / 1e6:.1f} MB")
+    print(
+        f"hourly timeseries + p95: nested {_best(_TIMESERIES, nested_files):.3f} s,"
+        f" flat {_best(_TIMESERIES, flat_runs):.3f} s"
+    )
+    print(
+        f"step error counts: nested {_best(_ERRORS_NESTED, nested_files):.3f} s,"
+        f" flat {_best(_ERRORS_FLAT, flat_attempts):.3f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

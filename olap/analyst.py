@@ -14,9 +14,9 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from olap import archive, live, sandbox, unified
+from olap import live, sandbox, unified
 from olap.live import Snapshot
-from olap.session import Sources
+from olap.session import KINDS, Sources
 
 # Runs carry their revision (how many times the run's record changed; the newest copy wins).
 _VIEWS = (
@@ -24,11 +24,14 @@ _VIEWS = (
     ("steps", unified.STEP_FIELDS),
     ("attempts", unified.ATTEMPT_FIELDS),
 )
-_EMPTY = {
-    "live_keys": unified.EMPTY_KEYS,
-    "hidden_pairs": unified.EMPTY_HIDDEN,
-    **{f"live_{kind}": unified.EMPTY[kind] for kind in archive.KINDS},
-}
+_EMPTY = {"live_keys": unified.EMPTY_KEYS, **{f"live_{kind}": unified.EMPTY[kind] for kind in KINDS}}
+
+
+class _Relations(dict[str, object]):
+    """Arrow objects for the sandbox, collected where the archive reader would register them in DuckDB."""
+
+    def register(self, name: str, source: object) -> None:
+        self[name] = source
 
 
 def sql(sources: Sources, query: str) -> pl.DataFrame:
@@ -42,16 +45,19 @@ def sql(sources: Sources, query: str) -> pl.DataFrame:
         tables["live_runs"] = runs
         tables["live_steps"] = live.steps(snap)
         tables["live_attempts"] = live.attempts(snap)
-        return tables  # ``Sources.call`` adds the snapshot's ``hidden_pairs``
+        return tables
 
     with sources.call(read) as call:
-        relations: dict[str, object] = dict(tables)
-        if call.cache.hidden is not None:
-            relations.setdefault("hidden_pairs", call.cache.hidden)
+        relations = _Relations(tables)
         views = {name: relation for name, relation in _EMPTY.items() if name not in relations}
+        files = call.manifest.select()
         readable: list[str] = []
         for kind, fields in _VIEWS:
-            readable += (f.location for f in call.manifest.select(kind))
-            views[kind] = unified.union([f"SELECT {fields} FROM live_{kind}", *call.archive_parts(kind, fields)], "")
-        # Inside the call: the files listed in its snapshot are the ones the query reads.
+            parts = [f"SELECT {fields} FROM live_{kind}"]
+            if call.reader is not None and files:
+                parts += unified.archive_parts(call.reader, relations, kind, files, call.shadowed, fields)
+            views[kind] = unified.union(parts, "")
+        if call.reader is not None and call.reader.location.is_local:
+            readable = [call.reader.location.file_uri(f.path) for f in files]
+        # Inside the call: the files of its table version are the ones the query reads.
         return sandbox.run(query, relations, views, readable)

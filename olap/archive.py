@@ -19,8 +19,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
-import duckdb
 import pyarrow.dataset as ds
 
 from sync.archive_location import ArchiveLocation
@@ -44,6 +44,13 @@ _ATTEMPT_COLUMNS = (
     "run_id, s.step_key, s.attempt, s.step_type, s.status, s.input_json, s.output_json, s.error_message,"
     " s.job_id, s.started_at, s.completed_at, revision, run_started_at"
 )
+
+
+class Registrar(Protocol):
+    """Where a relation over remote files is registered: a DuckDB connection, or a collector for one."""
+
+    def register(self, name: str, source: object, /) -> object:
+        """Make ``source`` (an Arrow object) readable as ``name``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +109,7 @@ class ArchiveReader:
             self._check = FileCheck(self.location)
         self._check.check(files)
 
-    def scan(self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], *, arrow: bool = False) -> str:
+    def scan(self, cur: Registrar, files: Sequence[DataFile], *, arrow: bool = False) -> str:
         """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL.
 
         ``arrow`` registers a pyarrow dataset even for local files: the form a DuckDB connection
@@ -117,27 +124,21 @@ class ArchiveReader:
         cur.register(name, ds.dataset([f"{base}/{f.path}" for f in files], filesystem=fs, format="parquet"))
         return name
 
-    def runs(
-        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
-    ) -> str:
+    def runs(self, cur: Registrar, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False) -> str:
         """Archive runs of ``files`` (raw rows filtered by ``where`` over alias ``r``), typed like live runs."""
         return f"(SELECT {_RUN_COLUMNS} FROM {self.scan(cur, files, arrow=arrow)} r WHERE {where})"
 
-    def steps(
-        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
-    ) -> str:
+    def steps(self, cur: Registrar, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False) -> str:
         """Archive steps of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
         return self._nested(cur, files, where, "steps", _STEP_COLUMNS, arrow)
 
-    def attempts(
-        self, cur: duckdb.DuckDBPyConnection, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False
-    ) -> str:
+    def attempts(self, cur: Registrar, files: Sequence[DataFile], where: str = "TRUE", *, arrow: bool = False) -> str:
         """Archive attempts of the runs of ``files`` matching ``where`` (alias ``r``), one row each."""
         return self._nested(cur, files, where, "attempts", _ATTEMPT_COLUMNS, arrow)
 
     def relation(
         self,
-        cur: duckdb.DuckDBPyConnection,
+        cur: Registrar,
         kind: str,
         files: Sequence[DataFile],
         where: str = "TRUE",
@@ -149,7 +150,7 @@ class ArchiveReader:
 
     def _nested(
         self,
-        cur: duckdb.DuckDBPyConnection,
+        cur: Registrar,
         files: Sequence[DataFile],
         where: str,
         column: str,

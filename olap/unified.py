@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date
 
-import duckdb
-
-from olap.archive import ArchiveReader
+from olap.archive import ArchiveReader, Registrar
 from sync.archive_table import DataFile
 
 RUN_FIELDS = (
@@ -63,7 +61,7 @@ SHADOWED_DAYS = "SELECT DISTINCT CAST(timezone('UTC', started_at) AS DATE) AS d 
 
 def archive_parts(
     reader: ArchiveReader,
-    cur: duckdb.DuckDBPyConnection,
+    cur: Registrar,
     kind: str,
     files: Sequence[DataFile],
     shadowed: Collection[date],
