@@ -110,7 +110,8 @@ def main() -> None:
     flat_runs = DeltaTable(str(work / "flat" / "runs")).file_uris()
     flat_attempts = DeltaTable(str(work / "flat" / "attempts")).file_uris()
     print(
-        f"write {args.runs:,} runs x 5 attempts in {BATCHES} batches: nested {nested_write:.2f} s, flat {flat_write:.2f} s"
+        f"write {args.runs:,} runs x 5 attempts in {BATCHES} batches:"
+        f" nested {nested_write:.2f} s, flat {flat_write:.2f} s"
     )
     print(f"bytes: nested {_bytes(work / 'nested') / 1e6:.1f} MB, flat {_bytes(work / 'flat') / 1e6:.1f} MB")
     print(
