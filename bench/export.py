@@ -9,7 +9,9 @@ its peak RSS is its own:
   ``adbc-driver-postgresql`` ``fetch_arrow_table`` - one query per table, no
   bookkeeping - and each table written to one zstd Parquet file;
 * export: ``sync.export_completed_runs`` draining the outbox into the
-  archive (snapshots, sorting, partitions, fsync, manifest transactions).
+  archive's Delta table (snapshots, nesting steps and attempts under their run,
+  search documents, sorting, one Delta commit and one PostgreSQL transaction per
+  batch).
 
 It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6).
 
@@ -156,7 +158,7 @@ def loaded_runs(dsn: str) -> int:
 def requeue(dsn: str, archive: Path) -> None:
     """Forget every export: empty the archive bookkeeping and queue every run again."""
     with adbc.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-        cur.execute("TRUNCATE flowrun.archive_files, flowrun.archived_runs, flowrun.archive_superseded")
+        cur.execute("TRUNCATE flowrun.archive_state, flowrun.archived_runs, flowrun.archive_pending")
         cur.execute("TRUNCATE flowrun.export_outbox")
         cur.execute("INSERT INTO flowrun.export_outbox SELECT id, revision, completed_at FROM flowrun.flow_runs")
         cur.execute("VACUUM ANALYZE flowrun.export_outbox")
@@ -262,7 +264,7 @@ def main() -> None:
             f" | {result['rss'] / 2**20:,.0f} MiB |"
         )
     print(f"\nratio export / baseline (rows/s): {base['seconds'] / ours['seconds']:.2f} (goal >= 0.6)")
-    print(f"archive: {ours['files']} files")
+    print(f"archive: {ours['files']} Delta commits")
 
 
 if __name__ == "__main__":

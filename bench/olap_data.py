@@ -1,9 +1,10 @@
 """The reporting benchmark's dataset: an archive written by DuckDB, live runs, and a one-table baseline.
 
 * archive: ``runs`` runs over ``days`` days before the last day, 50 flows, 5 steps (one
-  attempt each) per run, written by DuckDB in the layout of docs/archive.md (hive
-  partitions by run start date, rows sorted by start time, zstd, UUID ids) and listed
-  in ``archive_files`` as the exporter would list them;
+  attempt each) per run, built by DuckDB in the layout of docs/archive.md (one row per
+  run, steps and attempts nested, search document) and appended to the Delta table a
+  day per commit by ``deltalake`` with the exporter's writer settings; its version is
+  recorded in ``archive_state`` as an export would record it;
 * live: ``live`` runs of the last day in the store's tables (binary-safe CSV COPY), a
   tenth still Running; the completed ones are also archived (exported, not yet pruned),
   as in a steady state, plus a few hundred runs played through the real ``RunStore``;
@@ -25,15 +26,16 @@ from pathlib import Path
 
 import duckdb
 import psycopg
+from deltalake import DeltaTable, write_deltalake
 from psycopg import sql
 
 from oltp.store import RunStore
+from sync.archive_table import WRITER
+from sync.arrow_schemas import RUNS
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 FLOWS = 50
 STEPS = 5
-BATCH = "20260301T000000Z-bench"
-LIVE_BATCH = "20260301T000100Z-live"
 
 _RUNS = """
 CREATE OR REPLACE TABLE {table} AS
@@ -91,14 +93,33 @@ ATTEMPT_COLUMNS = (
     "run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,"
     " started_at, completed_at"
 )
-_FILE_COLUMNS = {
-    "runs": RUN_COLUMNS + ", exported_at",
-    "steps": (
-        "run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,"
-        " started_at, completed_at, 1::INTEGER AS attempt_count, run_started_at, revision, exported_at"
-    ),
-    "attempts": ATTEMPT_COLUMNS + ", run_started_at, revision, exported_at",
-}
+# One archive row per run of a day, steps and attempts nested, search document built, as
+# docs/archive.md describes (the benchmark's runs have one attempt per step).
+_NESTED = """
+SELECT CAST(r.id AS VARCHAR) AS id, CAST(r.flow_id AS VARCHAR) AS flow_id, r.flow_name, r.status, r.trigger_key,
+       r.trigger_data_json, r.background_job_id, r.started_at, r.completed_at,
+       CAST(r.source_run_id AS VARCHAR) AS source_run_id, r.revision, r.exported_at,
+       lower(concat_ws(chr(31), CAST(r.id AS VARCHAR), r.flow_name, r.trigger_key, r.status,
+                       coalesce(r.background_job_id, ''), coalesce(a.doc, ''))) AS search_doc,
+       coalesce(a.steps, []) AS steps, coalesce(a.attempts, []) AS attempts,
+       CAST(timezone('UTC', r.started_at) AS DATE) AS started_date
+  FROM {runs} r LEFT JOIN (
+        SELECT run_id,
+               list(struct_pack(step_key := step_key, step_type := step_type, status := status,
+                                input_json := input_json, output_json := output_json, error_message := error_message,
+                                job_id := job_id, started_at := started_at, completed_at := completed_at,
+                                attempt_count := 1::INTEGER) ORDER BY step_key) AS steps,
+               list(struct_pack(step_key := step_key, attempt := attempt, step_type := step_type, status := status,
+                                input_json := input_json, output_json := output_json, error_message := error_message,
+                                job_id := job_id, started_at := started_at, completed_at := completed_at)
+                    ORDER BY step_key, attempt) AS attempts,
+               string_agg(concat_ws(chr(31), step_key, coalesce(error_message, ''), coalesce(output_json, '')),
+                          chr(31) ORDER BY step_key, attempt) AS doc
+          FROM {attempts} WHERE run_started_at >= $lo AND run_started_at < $hi GROUP BY run_id
+  ) a ON a.run_id = r.id
+ WHERE r.started_at >= $lo AND r.started_at < $hi {only_completed}
+ ORDER BY r.started_at
+"""
 
 
 def _generate(con: duckdb.DuckDBPyConnection, prefix: str, n: int, start: datetime, days: int, salt: int) -> None:
@@ -115,48 +136,26 @@ def _generate(con: duckdb.DuckDBPyConnection, prefix: str, n: int, start: dateti
     )
 
 
-def _write_day_files(
-    con: duckdb.DuckDBPyConnection, archive: Path, prefix: str, day: datetime, batch: str
-) -> list[tuple[str, str, str]]:
-    files = []
-    date = day.date().isoformat()
-    for kind, table, column in (
-        ("runs", f"{prefix}_runs", "started_at"),
-        ("steps", f"{prefix}_attempts", "run_started_at"),
-        ("attempts", f"{prefix}_attempts", "run_started_at"),
-    ):
-        rel = f"{kind}/started_date={date}/{batch}.parquet"
-        target = archive / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        where = f"{column} >= $lo AND {column} < $hi"
-        if prefix == "live":
-            # Only completed live runs have been exported.
-            run_id = "id" if kind == "runs" else "run_id"
-            where += f" AND {run_id} IN (SELECT id FROM live_runs WHERE status <> 'Running')"
-        con.execute(
-            f"COPY (SELECT {_FILE_COLUMNS[kind]} FROM {table} WHERE {where} ORDER BY {column})"
-            f" TO '{target}' (FORMAT parquet, COMPRESSION zstd)",
-            {"lo": day, "hi": day + timedelta(days=1)},
-        )
-        files.append((kind, rel, date))
-    return files
+def _write_day(con: duckdb.DuckDBPyConnection, archive: Path, prefix: str, day: datetime) -> None:
+    """Append one day's runs to the Delta table (one commit, like an export batch)."""
+    # Only completed live runs have been exported.
+    only_completed = "AND r.status <> 'Running'" if prefix == "live" else ""
+    query = _NESTED.format(runs=f"{prefix}_runs", attempts=f"{prefix}_attempts", only_completed=only_completed)
+    rows = con.execute(query, {"lo": day, "hi": day + timedelta(days=1)}).to_arrow_table().cast(RUNS)
+    write_deltalake(str(archive / "runs"), rows, mode="append", partition_by=["started_date"], writer_properties=WRITER)
 
 
-def write_archive(con: duckdb.DuckDBPyConnection, archive: Path, runs: int, days: int) -> list[tuple[str, str, str]]:
-    """Write the archived runs; returns (kind, relative path, date) of every file."""
+def write_archive(con: duckdb.DuckDBPyConnection, archive: Path, runs: int, days: int) -> None:
+    """Write the archived runs to the Delta table, a commit per day; keeps them for the baseline."""
     start = END - timedelta(days=days + 1)
     _generate(con, "arch", runs, start, days, salt=1)
     con.execute(_ATTEMPTS.format(table="arch_attempts", runs="arch_runs", steps=STEPS))
-    files = []
     for d in range(days):
-        files += _write_day_files(con, archive, "arch", start + timedelta(days=d), BATCH)
-    con.execute("DROP TABLE arch_attempts")
-    con.execute("DROP TABLE arch_runs")
-    return files
+        _write_day(con, archive, "arch", start + timedelta(days=d))
 
 
-def build_live(con: duckdb.DuckDBPyConnection, archive: Path, live: int) -> list[tuple[str, str, str]]:
-    """Generate the live runs in DuckDB and archive their completed ones; returns the files."""
+def build_live(con: duckdb.DuckDBPyConnection, archive: Path, live: int) -> None:
+    """Generate the live runs in DuckDB and archive their completed ones."""
     start = END - timedelta(days=1)
     _generate(con, "live", live, start, 1, salt=2)
     con.execute("UPDATE live_runs SET status = 'Running', completed_at = NULL, revision = 1 WHERE i % 10 = 0")
@@ -165,7 +164,7 @@ def build_live(con: duckdb.DuckDBPyConnection, archive: Path, live: int) -> list
         "UPDATE live_attempts SET status = 'Running', completed_at = NULL, output_json = NULL"
         " WHERE run_id IN (SELECT id FROM live_runs WHERE status = 'Running')"
     )
-    return _write_day_files(con, archive, "live", start, LIVE_BATCH)
+    _write_day(con, archive, "live", start)
 
 
 def _copy_csv(
@@ -185,15 +184,8 @@ def _copy_csv(
         path.unlink(missing_ok=True)
 
 
-def load_live(
-    dsn: str,
-    con: duckdb.DuckDBPyConnection,
-    files: list[tuple[str, str, str]],
-    archive: Path,
-    *,
-    through_store: int = 200,
-) -> None:
-    """Load live runs into the store's tables and list every archive file in ``archive_files``."""
+def load_live(dsn: str, con: duckdb.DuckDBPyConnection, archive: Path, *, through_store: int = 200) -> None:
+    """Load live runs into the store's tables and record the archive's table version in ``archive_state``."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SET search_path TO flowrun, public")
         _copy_csv(conn, con, f"SELECT {RUN_COLUMNS} FROM live_runs", sql.Identifier("flow_runs"), RUN_COLUMNS)
@@ -217,23 +209,15 @@ def load_live(
             ATTEMPT_COLUMNS,
         )
         conn.execute(
-            "INSERT INTO archived_runs (run_id, revision, started_date, batch_id)"
-            " SELECT id, revision, (started_at AT TIME ZONE 'UTC')::date, %s FROM flow_runs WHERE status <> 'Running'",
-            (LIVE_BATCH,),
+            "INSERT INTO archived_runs (run_id, revision, started_date, batch)"
+            " SELECT id, revision, (started_at AT TIME ZONE 'UTC')::date, 1 FROM flow_runs WHERE status <> 'Running'"
         )
-        rows = []
-        for kind, rel, date in files:
-            column = "started_at" if kind == "runs" else "run_started_at"
-            count, lo, hi = con.execute(
-                f"SELECT count(*), min({column}), max({column}) FROM read_parquet('{archive / rel}')"
-            ).fetchone()  # type: ignore[misc]
-            rows.append((rel, kind, date, rel.rsplit("/", 1)[1][: -len(".parquet")], count, lo, hi, END))
-        with conn.cursor().copy(
-            "COPY archive_files (path, kind, started_date, batch_id, row_count, min_started_at, max_started_at,"
-            " created_at) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+        table = DeltaTable(str(archive / "runs"))
+        conn.execute(
+            "INSERT INTO archive_state (uri, table_id, store_id, batch, version, updated_at)"
+            " VALUES (%s, %s, 'bench', 0, %s, %s)",
+            (str(archive.resolve()), table.metadata().id, table.version(), END),
+        )
         conn.execute("VACUUM ANALYZE")
     now = [END - timedelta(minutes=through_store)]
     store = RunStore(dsn, clock=lambda: now[0], migrate_schema=False)
@@ -254,7 +238,7 @@ def load_live(
 def build_baseline(dsn: str, con: duckdb.DuckDBPyConnection, archive: Path) -> float:
     """The same runs once each in one PostgreSQL table pair with sensible indexes; returns seconds."""
     began = time.perf_counter()
-    archived = f"read_parquet('{archive}/{{kind}}/*/{BATCH}.parquet')"
+    archived = {"runs": "arch_runs", "attempts": "arch_attempts"}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS baseline CASCADE")
         conn.execute("CREATE SCHEMA baseline")
@@ -272,11 +256,11 @@ def build_baseline(dsn: str, con: duckdb.DuckDBPyConnection, archive: Path) -> f
         )
         target_runs = sql.SQL("baseline.flow_runs")
         target_attempts = sql.SQL("baseline.flow_step_attempts")
-        _copy_csv(conn, con, f"SELECT {RUN_COLUMNS} FROM {archived.format(kind='runs')}", target_runs, RUN_COLUMNS)
+        _copy_csv(conn, con, f"SELECT {RUN_COLUMNS} FROM {archived['runs']}", target_runs, RUN_COLUMNS)
         _copy_csv(
             conn,
             con,
-            f"SELECT {ATTEMPT_COLUMNS} FROM {archived.format(kind='attempts')}",
+            f"SELECT {ATTEMPT_COLUMNS} FROM {archived['attempts']}",
             target_attempts,
             ATTEMPT_COLUMNS,
         )
