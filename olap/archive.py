@@ -14,6 +14,7 @@ as UUID) and flatten a run's nested steps and attempts.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
+import duckdb
 import pyarrow.dataset as ds
 
 from sync.archive_location import ArchiveLocation
@@ -121,6 +123,11 @@ class ArchiveReader:
             return f"read_parquet([{listed}])"
         fs, base = self.location.filesystem()
         name = f"archive_scan_{next(_names)}"
+        if isinstance(cur, duckdb.DuckDBPyConnection):
+            # DuckDB registers only on a connection without an open result; the open one (if any)
+            # belongs to a statement whose caller has read what it needed (a count, a first row).
+            with contextlib.suppress(duckdb.Error):
+                cur.fetchall()
         cur.register(name, ds.dataset([f"{base}/{f.path}" for f in files], filesystem=fs, format="parquet"))
         return name
 

@@ -21,13 +21,15 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
+# Written to be re-runnable (IF EXISTS / IF NOT EXISTS): a database whose revision was set back by hand
+# over the newer schema upgrades as well.
 _UP = """
 DROP TABLE IF EXISTS archive_files;
 DROP TABLE IF EXISTS archive_superseded;
-ALTER TABLE archived_runs DROP COLUMN batch_id;
-ALTER TABLE archived_runs ADD COLUMN batch BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE archived_runs DROP COLUMN IF EXISTS batch_id;
+ALTER TABLE archived_runs ADD COLUMN IF NOT EXISTS batch BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE archived_runs ALTER COLUMN batch DROP DEFAULT;
-CREATE TABLE archive_state (
+CREATE TABLE IF NOT EXISTS archive_state (
     singleton BOOLEAN DEFAULT true NOT NULL,
     uri TEXT NOT NULL,
     table_id TEXT NOT NULL,
@@ -43,7 +45,7 @@ DELETE FROM archived_runs a USING flow_runs r WHERE r.id = a.run_id;
 INSERT INTO export_outbox (run_id, revision, enqueued_at)
 SELECT id, revision, now() FROM flow_runs WHERE status <> 'Running'
 ON CONFLICT (run_id) DO NOTHING;
-CREATE TABLE archive_pending (
+CREATE TABLE IF NOT EXISTS archive_pending (
     run_id UUID NOT NULL,
     revision BIGINT NOT NULL,
     started_date DATE,
