@@ -8,7 +8,7 @@ run), with the store's clock set per thread (``ThreadClock``) so each call is
 stamped at its simulated instant over the last 30 days. Runs whose simulated
 time reaches the present stay Running. Some failed runs are retried from the
 failed step (a new revision of a completed run), others re-run whole with
-``source_run_id``. Afterwards the demo exports the completed runs to the Parquet
+``source_run_id``. Afterwards the demo exports the completed runs to the Delta Lake
 archive and prunes the older half from PostgreSQL, so the dashboard that follows
 reads live and archived runs together.
 """

@@ -66,9 +66,7 @@ class FlowRunStore:
         storage_options: Mapping[str, str] | None = None,
     ) -> FlowRunStore:
         """Open the store; with no DSN anywhere, on the embedded server in the data dir."""
-        settings = Settings.resolve(
-            dsn=dsn, archive=archive, home=home, schema=schema, storage_options=storage_options
-        )
+        settings = Settings.resolve(dsn=dsn, archive=archive, home=home, schema=schema, storage_options=storage_options)
         target = settings.dsn if settings.dsn is not None else embedded.start(settings.pgdata).dsn()
         lifecycle = RunStore(
             target, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size

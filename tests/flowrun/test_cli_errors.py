@@ -47,7 +47,7 @@ def _table_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {
             table: conn.execute(sql.SQL("SELECT count(*) FROM flowrun.{}").format(sql.Identifier(table))).fetchone()[0]  # type: ignore[index]
-            for table in ("flow_runs", "flow_steps", "flow_step_attempts", "export_outbox", "archive_files")
+            for table in ("flow_runs", "flow_steps", "flow_step_attempts", "export_outbox", "archive_state")
         }
 
 

@@ -1,7 +1,7 @@
 """Reporting commands through the real ``flowrun`` executable, checked against the store's own answers.
 
 The seeded store holds a demo workload with its older half exported and pruned,
-so every command answers from PostgreSQL and the Parquet archive together.
+so every command answers from PostgreSQL and the Delta archive together.
 Independent invocations of a test run at once: each is a whole process start-up.
 """
 

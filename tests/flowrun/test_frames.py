@@ -30,7 +30,7 @@ def test_frames_carry_duration_revision_and_retries_not_polls(dsn: str, clock: F
             store.record_step_complete(run, "wait", status)
         store.complete_run(run, "Succeeded")
         runs, steps, attempts = store.runs(), store.steps(), store.attempts()
-        store.export()  # archived: the same answers from Parquet
+        store.export()  # archived: the same answers from the Delta archive
         archived = (store.runs(), store.steps(), store.attempts())
 
     assert runs.schema["duration"] == pl.Duration("us")

@@ -126,7 +126,7 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
 def _table_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         counts = {}
-        for table in ("flow_runs", "flow_steps", "flow_step_attempts", "export_outbox", "archive_files"):
+        for table in ("flow_runs", "flow_steps", "flow_step_attempts", "export_outbox", "archive_state"):
             row = conn.execute(sql.SQL("SELECT count(*) FROM flowrun.{}").format(sql.Identifier(table))).fetchone()
             assert row is not None
             counts[table] = int(row[0])
