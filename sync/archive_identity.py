@@ -21,6 +21,7 @@ from datetime import datetime
 
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
+from oltp.errors import InvalidArgument
 from sync import bookkeeping
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock
@@ -63,6 +64,12 @@ def claim(conn: ArrowConnection, location: ArchiveLocation, table: ArchiveTable,
                 f"{location.table_uri} already holds a Delta table ({table.table_id}) that this database did not"
                 " write: use an empty location for this store's archive"
             )
+        if location.is_local:
+            # Found out now, not after the first batch was read: a location no table can live in.
+            try:
+                os.makedirs(location.uri, exist_ok=True)
+            except OSError as exc:
+                raise InvalidArgument(f"archive {location.uri} cannot be created: {exc.strerror or exc}") from exc
         with conn.transaction():
             bookkeeping.create_state(conn, location.uri, str(uuid.uuid4()), now)
             found = bookkeeping.state(conn)

@@ -67,7 +67,8 @@ class RowBuilder:
     """One DuckDB connection that turns batches into archive rows."""
 
     def __init__(self) -> None:
-        self._con = duckdb.connect(config={"threads": 2})
+        # A batch is small; the cap keeps DuckDB's buffer pool from growing with the export.
+        self._con = duckdb.connect(config={"threads": 2, "memory_limit": "512MB"})
         self._con.execute("SET TimeZone = 'UTC'")
 
     def close(self) -> None:
