@@ -73,7 +73,9 @@ def _best(query: str, files: list[str], repeats: int = 7) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        duckdb.sql(query.format(files=files)).fetchall()
+        relation = duckdb.sql(query.format(files=files))
+        assert relation is not None
+        relation.fetchall()
         best = min(best, time.perf_counter() - started)
     return best
 

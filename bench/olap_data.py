@@ -141,7 +141,9 @@ def _write_day(con: duckdb.DuckDBPyConnection, archive: Path, prefix: str, day: 
     # Only completed live runs have been exported.
     only_completed = "AND r.status <> 'Running'" if prefix == "live" else ""
     query = _NESTED.format(runs=f"{prefix}_runs", attempts=f"{prefix}_attempts", only_completed=only_completed)
-    rows = con.execute(query, {"lo": day, "hi": day + timedelta(days=1)}).to_arrow_table().cast(RUNS)
+    relation = con.sql(query, params={"lo": day, "hi": day + timedelta(days=1)})
+    assert relation is not None
+    rows = relation.to_arrow_table().cast(RUNS)
     write_deltalake(str(archive / "runs"), rows, mode="append", partition_by=["started_date"], writer_properties=WRITER)
 
 
