@@ -7,8 +7,8 @@ use; ``archive_pending`` holds the runs of a batch between its Delta commit and
 its PostgreSQL commit. A v1 archive is not converted: its runs are queued again
 (those still in PostgreSQL) by ``flowrun export`` into the new table.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
