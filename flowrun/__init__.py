@@ -37,11 +37,12 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
-from sync.errors import ArchiveConflict
+from sync.errors import ArchiveConflict, ArchiveCorrupt
 
 __all__ = [
     "ArchiveBusy",
     "ArchiveConflict",
+    "ArchiveCorrupt",
     "AsyncFlowRunStore",
     "AsyncRunStore",
     "DashboardStatistics",
