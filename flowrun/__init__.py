@@ -37,12 +37,13 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
-from sync.errors import ArchiveConflict, ArchiveCorrupt
+from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
 
 __all__ = [
     "ArchiveBusy",
     "ArchiveConflict",
     "ArchiveCorrupt",
+    "ArchiveUpgradeRequired",
     "AsyncFlowRunStore",
     "AsyncRunStore",
     "DashboardStatistics",

@@ -38,6 +38,7 @@ from sync.durations import parse_duration, retention
 from sync.errors import ArchiveBusy
 from sync.export import DEFAULT_BATCH_SIZE
 from sync.progress import ProgressUpdate, console_progress
+from sync.upgrade import UpgradeReport
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -314,6 +315,33 @@ def move_archive(
     with _location(ctx).open() as store:
         old = store.move_archive(new_location, wait=waiting)
     emit({"from": old, "to": new_location}, form, lambda: f"archive moved from {old} to {new_location}")
+
+
+@app.command("upgrade-archive")
+def upgrade_archive(
+    ctx: typer.Context,
+    wait: WaitOption = "0s",
+    fmt: FormatOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Convert a v1 Parquet archive into the Delta table (runs pruned from PostgreSQL included); rerun after a crash."""
+    form = chosen(fmt, json_output)
+    waiting = _wait_seconds(wait)
+    _progress_lines()
+    with _location(ctx).open() as store, console_progress("upgrade") as progress:
+        Finished.note = "batches committed so far are recorded; run upgrade-archive again to finish"
+        report = store.upgrade_archive(progress=progress, wait=waiting)
+    emit(report, form, lambda: _upgrade_line(report))
+
+
+def _upgrade_line(report: UpgradeReport) -> str:
+    if not report.retired_to:
+        return "nothing to upgrade: the archive holds no v1 files (already upgraded, or never v1)"
+    return (
+        f"upgraded {report.runs} archived run(s) ({report.steps} step(s), {report.attempts} attempt(s)) in"
+        f" {report.commits} commit(s); {report.skipped} v1 run(s) left to `flowrun export` or already in the table;"
+        f" {report.files} v1 file(s) moved to {report.retired_to}, {report.seconds:.2f}s"
+    )
 
 
 def _progress_lines() -> None:

@@ -42,6 +42,7 @@ from sync.durations import retention
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress
 from sync.prune import prune
+from sync.upgrade import UpgradeReport, upgrade_archive
 
 
 class FlowRunStore:
@@ -346,4 +347,19 @@ class FlowRunStore:
             storage_options=self.settings.storage_options,
             clock=self._clock,
             wait=wait,
+        )
+
+    def upgrade_archive(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
+    ) -> UpgradeReport:
+        """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
+        return upgrade_archive(
+            self.dsn,
+            self.settings.archive,
+            batch_size,
+            schema=self.schema,
+            clock=self._clock,
+            progress=progress,
+            wait=wait,
+            storage_options=self.settings.storage_options,
         )

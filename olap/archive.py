@@ -28,6 +28,7 @@ import pyarrow.dataset as ds
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import ArchiveTable, DataFile
 from sync.integrity import FileCheck
+from sync.v1_archive import require_upgraded
 
 _DAY = timedelta(days=1)
 _names = itertools.count()
@@ -84,6 +85,13 @@ class ArchiveReader:
     _table: ArchiveTable | None = None
     _check: FileCheck | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _upgraded: bool = False
+
+    def require_upgraded(self) -> None:
+        """``ArchiveUpgradeRequired`` while the location holds a v1 archive (checked until it passes once)."""
+        if not self._upgraded:
+            require_upgraded(self.location)
+            self._upgraded = True
 
     def manifest(self, version: int | None = None, *, newest: bool = False) -> Manifest:
         """The files of ``version``, or of the newest version when ``newest``."""

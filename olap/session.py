@@ -160,6 +160,8 @@ class Sources:
         """The archive cache for the table version this snapshot sees, rebuilt when it changed."""
         if self.archive is None:
             return self._cache
+        # Runs only a v1 archive holds would be missing from every answer: refuse instead.
+        self.archive.require_upgraded()
         if snap is not None:
             recorded = live.archive_state(snap)
             if recorded is None:

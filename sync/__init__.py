@@ -2,7 +2,8 @@
 
 ``export_completed_runs`` drains the outbox into the archive's Delta table,
 ``compact`` optimizes, checkpoints and vacuums it, ``prune`` deletes archived runs
-from PostgreSQL, ``relocate`` records a deliberate move of the archive. The layout
+from PostgreSQL, ``relocate`` records a deliberate move of the archive,
+``upgrade_archive`` converts a v1 Parquet archive into the Delta table. The layout
 and schema are the contract in ``docs/archive.md``; ``sync.arrow_schemas`` holds
 them in code, ``sync.archive_location`` and ``sync.archive_table`` own the storage.
 """
@@ -11,10 +12,11 @@ from sync.archive_identity import relocate
 from sync.archive_location import ArchiveLocation
 from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
 from sync.durations import parse_duration
-from sync.errors import ArchiveBusy, ArchiveConflict, ArchiveCorrupt
+from sync.errors import ArchiveBusy, ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress, ProgressUpdate, console_progress, log_progress
 from sync.prune import DEFAULT_PRUNE_BATCH, prune
+from sync.upgrade import UpgradeReport, upgrade_archive
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -25,10 +27,12 @@ __all__ = [
     "ArchiveConflict",
     "ArchiveCorrupt",
     "ArchiveLocation",
+    "ArchiveUpgradeRequired",
     "CompactReport",
     "ExportReport",
     "Progress",
     "ProgressUpdate",
+    "UpgradeReport",
     "compact",
     "console_progress",
     "export_completed_runs",
@@ -36,4 +40,5 @@ __all__ = [
     "parse_duration",
     "prune",
     "relocate",
+    "upgrade_archive",
 ]

@@ -71,13 +71,18 @@ class ArchiveLocation:
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """A pyarrow filesystem for the data files and the table's path on it."""
+        fs, root = self.root_filesystem()
+        return fs, f"{root}/{TABLE}"
+
+    def root_filesystem(self) -> tuple[pafs.FileSystem, str]:
+        """A pyarrow filesystem for the archive and the archive root's path on it."""
         if self.is_local:
-            return pafs.LocalFileSystem(), self.table_uri
-        parsed = urlparse(self.table_uri)
+            return pafs.LocalFileSystem(), self.uri
+        parsed = urlparse(self.uri)
         path = f"{parsed.netloc}{parsed.path}"
         if parsed.scheme in ("s3", "s3a"):
             return _s3_filesystem(self.storage_options), path
-        fs, path = pafs.FileSystem.from_uri(self.table_uri)
+        fs, path = pafs.FileSystem.from_uri(self.uri)
         return fs, path
 
     def describe(self) -> str:

@@ -149,6 +149,14 @@ class ArchiveTable:
         assert self._table is not None
         self._table.create_checkpoint()
 
+    def untracked_files(self) -> list[str]:
+        """Files in the table's directory that no version in the retention window lists (a dry-run vacuum)."""
+        assert self._table is not None
+        found: list[str] = self._table.vacuum(
+            retention_hours=0, dry_run=True, enforce_retention_duration=False, full=True
+        )
+        return found
+
     def vacuum(self, retention: timedelta) -> list[str]:
         """Delete files out of the table (removed, or never committed by a crashed write) for ``retention``."""
         assert self._table is not None

@@ -51,12 +51,15 @@ _PENDING_BATCH = "SELECT max(batch) FROM archive_pending"
 _DISCARD_PENDING = "DELETE FROM archive_pending"
 
 # An older revision never replaces a newer one (the Delta merge keeps the newer row too).
+# Batch 0 marks a run only a v1 archive holds (migration 0006 kept those rows): the
+# upgrade writes it into the table at that same revision, and the row says so.
 _RECORD_RUNS = """
 INSERT INTO archived_runs (run_id, revision, started_date, batch)
 SELECT run_id, revision, started_date, batch FROM archive_pending WHERE started_date IS NOT NULL
 ON CONFLICT (run_id) DO UPDATE
    SET revision = EXCLUDED.revision, started_date = EXCLUDED.started_date, batch = EXCLUDED.batch
  WHERE archived_runs.revision < EXCLUDED.revision
+    OR (archived_runs.batch = 0 AND archived_runs.revision <= EXCLUDED.revision)
 """
 # A row stays when its run was written again after the snapshot (a newer revision):
 # that version is exported by a later batch.

@@ -33,6 +33,7 @@ from sync.errors import ArchiveCorrupt
 from sync.export import check_batch_size, finish_pending
 from sync.integrity import FileCheck
 from sync.progress import Progress, ProgressUpdate, no_progress
+from sync.v1_archive import is_v1_name, require_upgraded, upgrade_required
 
 DEFAULT_MAX_FILE_ROWS = 1_000_000
 DEFAULT_VACUUM_AFTER = timedelta(hours=6)
@@ -71,6 +72,7 @@ def compact(
     schema = schema_name(schema)
     wait = check_wait(wait)
     location = ArchiveLocation.resolve(archive, storage_options)
+    require_upgraded(location)
     now_of = clock or wall_clock
     show = progress or no_progress
     started = time.monotonic()
@@ -81,6 +83,7 @@ def compact(
         state = finish_pending(conn, table, state, now_of)
         if not table.exists:
             return CompactReport(0, 0, 0, 0, time.monotonic() - started)
+        _refuse_v1_files(table)
         dates, corrupt = _dates_to_compact(table.files(), FileCheck(location))
         show(ProgressUpdate("compact", 0, len(dates), 0, time.monotonic() - started))
         removed = written = 0
@@ -126,3 +129,14 @@ def _dates_to_compact(files: list[DataFile], check: FileCheck) -> tuple[list[dat
             continue
         dates.append(day)
     return dates, corrupt
+
+
+def _refuse_v1_files(table: ArchiveTable) -> None:
+    """Refuse before anything changes when the vacuum would take v1 files out of the table's directory.
+
+    ``require_upgraded`` looks for the v1 marker; this catches v1 data files whose marker
+    was removed by hand (the log does not list them, so a full vacuum deletes them).
+    """
+    strays = [path for path in table.untracked_files() if is_v1_name(path)]
+    if strays:
+        raise upgrade_required(table.location, table.location.file_uri(strays[0]))

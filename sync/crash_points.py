@@ -15,7 +15,11 @@ Stages, in the order an export meets them: ``lock_acquired``,
 (PostgreSQL transaction open), ``after_commit``, ``between_batches``.
 Compaction: ``lock_acquired``, ``compact_committed`` (optimize committed to
 Delta), ``compact_recorded`` (version recorded in PostgreSQL),
-``compact_checkpointed``, ``compact_vacuumed``. Prune: ``prune_batch``.
+``compact_checkpointed``, ``compact_vacuumed``. Prune: ``prune_batch``. Upgrade
+of a v1 archive: ``lock_acquired``, then per batch ``pending_written``,
+``delta_committed``, ``after_commit``, ``between_batches``; then
+``upgrade_converted``, ``upgrade_file_moved`` (after each v1 file moved) and
+``upgrade_retired``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oltp.errors import ArchiveBusy, FlowRunStoreError
 
-__all__ = ["ArchiveBusy", "ArchiveConflict", "ArchiveCorrupt"]
+__all__ = ["ArchiveBusy", "ArchiveConflict", "ArchiveCorrupt", "ArchiveUpgradeRequired"]
 
 
 class ArchiveConflict(FlowRunStoreError):
@@ -18,3 +18,12 @@ class ArchiveCorrupt(FlowRunStoreError):
         super().__init__(f"archive file {path} is {reason}")
         self.path = path
         self.reason = reason
+
+
+class ArchiveUpgradeRequired(FlowRunStoreError):
+    """The archive location still holds v1 Parquet files: ``flowrun upgrade-archive`` converts them first.
+
+    Export, compaction and readers refuse such a location and change nothing: a Delta
+    vacuum would delete the v1 files in ``<archive>/runs`` (the table does not list
+    them), and a reader would silently leave their runs out of every answer.
+    """

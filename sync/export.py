@@ -44,6 +44,7 @@ from sync.bookkeeping import ArchiveState
 from sync.prefetch import BatchPrefetcher
 from sync.progress import Progress, ProgressUpdate, no_progress
 from sync.snapshot import Batch
+from sync.v1_archive import require_upgraded
 
 DEFAULT_BATCH_SIZE = 20_000
 MAX_BATCH_SIZE = 1_000_000
@@ -82,6 +83,7 @@ def export_completed_runs(
     schema = schema_name(schema)
     wait = check_wait(wait)
     location = ArchiveLocation.resolve(archive, storage_options)
+    require_upgraded(location)
     now_of = clock or wall_clock
     show = progress or no_progress
     started = time.monotonic()

@@ -25,13 +25,15 @@ from sync.crash_points import PAUSE_AT, PAUSE_SIGNAL
 _CHILD = """
 import json, sys
 from datetime import datetime, timedelta
-from sync import ArchiveBusy, compact, export_completed_runs, prune
+from sync import ArchiveBusy, compact, export_completed_runs, prune, upgrade_archive
 args = json.loads(sys.stdin.readline())
 job, dsn, archive, size, wait = args["job"], args["dsn"], args["archive"], args["size"], args["wait"]
 clock = lambda: datetime.fromisoformat(args["now"])
 try:
     if job == "export":
         result = export_completed_runs(dsn, archive, batch_size=size, clock=clock, wait=wait)._asdict()
+    elif job == "upgrade":
+        result = upgrade_archive(dsn, archive, batch_size=size, clock=clock, wait=wait)._asdict()
     elif job == "compact":
         result = compact(dsn, archive, clock=clock, max_rows_per_file=size, wait=wait)._asdict()
     else:

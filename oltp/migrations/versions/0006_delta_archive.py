@@ -4,8 +4,9 @@ The v1 bookkeeping of hand-listed Parquet files (``archive_files``) and supersed
 copies (``archive_superseded``) goes: the Delta log lists the files and holds one
 row per run. ``archive_state`` names the archive and the table version readers
 use; ``archive_pending`` holds the runs of a batch between its Delta commit and
-its PostgreSQL commit. A v1 archive is not converted: its runs are queued again
-(those still in PostgreSQL) by ``flowrun export`` into the new table.
+its PostgreSQL commit. The runs still in PostgreSQL are queued again for
+``flowrun export``; ``archived_runs`` keeps the rows of runs pruned into a v1
+archive (``batch`` 0), which ``flowrun upgrade-archive`` converts into the table.
 
 Revision ID: 0006
 Revises: 0005
