@@ -337,10 +337,16 @@ def upgrade_archive(
 def _upgrade_line(report: UpgradeReport) -> str:
     if not report.retired_to:
         return "nothing to upgrade: the archive holds no v1 files (already upgraded, or never v1)"
+    lost = (
+        f"; {report.lost} run(s) were lost before this upgrade (a vacuum deleted their v1 run files; their steps"
+        " and attempts are kept there)"
+        if report.lost
+        else ""
+    )
     return (
         f"upgraded {report.runs} archived run(s) ({report.steps} step(s), {report.attempts} attempt(s)) in"
         f" {report.commits} commit(s); {report.skipped} v1 run(s) left to `flowrun export` or already in the table;"
-        f" {report.files} v1 file(s) moved to {report.retired_to}, {report.seconds:.2f}s"
+        f" {report.files} v1 file(s) moved to {report.retired_to}, {report.seconds:.2f}s{lost}"
     )
 
 

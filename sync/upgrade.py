@@ -16,7 +16,9 @@ again: a committed batch is recorded from the table's transaction version
 (``sync.export.finish_pending``), an uncommitted one is read again. Only when
 every run is in the table are the v1 files moved to ``<archive>/_v1/`` (the
 marker last), out of the reach of a vacuum; an upgrade finding nothing of v1
-says so and changes nothing.
+says so and changes nothing. Runs whose v1 steps or attempts remain but whose
+run rows are nowhere (a vacuum of a table created over the v1 files, by a
+version without this upgrade, deleted their run files) are counted as ``lost``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class UpgradeReport(NamedTuple):
     attempts: int
     commits: int  # Delta commits
     skipped: int  # v1 runs left out: still in PostgreSQL (the export writes them) or already in the table
+    lost: int  # runs with v1 steps or attempts but no run row anywhere (a vacuum took their run files)
     files: int  # v1 files moved out of the table's directory
     seconds: float
     retired_to: str
@@ -98,7 +101,7 @@ def upgrade_archive(
         crash_points.reached("lock_acquired")
         v1 = V1Files.find(location)
         if not v1.pending:
-            return UpgradeReport(0, 0, 0, 0, 0, 0, time.monotonic() - started, "")
+            return UpgradeReport(0, 0, 0, 0, 0, 0, 0, time.monotonic() - started, "")
         _check_owner(conn, schema, location, v1.marker)
         table = ArchiveTable.open(location)
         state = claim(conn, location, table, checked_now(now_of))
@@ -112,6 +115,8 @@ def upgrade_archive(
                 totals = [a + b for a, b in zip(totals, counts, strict=True)]
                 show(ProgressUpdate("upgrade", totals[0], None, sum(totals[:3]), time.monotonic() - started))
                 crash_points.reached("between_batches")
+            # Counted once every convertible run is known: what is left was lost before the upgrade.
+            lost = sum(_unknown(conn, reader.without_run(day)).num_rows for day in v1.dates(None))
         finally:
             reader.close()
             rows.close()
@@ -123,7 +128,7 @@ def upgrade_archive(
     seconds = time.monotonic() - started
     show(ProgressUpdate("upgrade", totals[0], totals[0], sum(totals[:3]), seconds, finished=True))
     runs, steps, attempts, commits, skipped = totals
-    return UpgradeReport(runs, steps, attempts, commits, skipped, moved, seconds, f"{location.uri}/{RETIRED}")
+    return UpgradeReport(runs, steps, attempts, commits, skipped, lost, moved, seconds, f"{location.uri}/{RETIRED}")
 
 
 class _Group(NamedTuple):

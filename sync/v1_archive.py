@@ -127,9 +127,9 @@ class V1Files:
         """True while anything of the v1 archive is still in place."""
         return bool(self.files or self.others or self.found)
 
-    def dates(self) -> list[date]:
-        """Partition dates holding v1 runs, oldest first."""
-        return sorted({f.started_date for f in self.files if f.kind == "runs"})
+    def dates(self, kind: str | None = "runs") -> list[date]:
+        """Partition dates holding v1 files of ``kind`` (any kind: None), oldest first."""
+        return sorted({f.started_date for f in self.files if kind is None or f.kind == kind})
 
     def of(self, kind: str, day: date) -> list[V1File]:
         """The files of one kind and date."""
@@ -187,6 +187,19 @@ SELECT s.run_id, s.step_key, s.attempt, s.step_type, CAST(s.status AS VARCHAR) A
 QUALIFY row_number() OVER (PARTITION BY s.run_id, s.step_key, s.attempt ORDER BY s.exported_at DESC) = 1
 """
 
+# Runs whose steps or attempts are in v1 files but which no v1 runs file of their date
+# holds: a vacuum of a table created over the v1 files deleted their run files.
+_WITHOUT_RUN = """
+SELECT DISTINCT run_id AS id FROM v1_steps WHERE run_id NOT IN (SELECT id FROM v1_runs)
+UNION
+SELECT DISTINCT run_id AS id FROM v1_attempts WHERE run_id NOT IN (SELECT id FROM v1_runs)
+"""
+_NO_ROWS = {
+    "runs": "SELECT NULL::UUID AS id WHERE FALSE",
+    "steps": "SELECT NULL::UUID AS run_id WHERE FALSE",
+    "attempts": "SELECT NULL::UUID AS run_id WHERE FALSE",
+}
+
 
 class V1Reader:
     """Reads v1 files one partition date at a time, as the flat tables an export batch holds."""
@@ -212,6 +225,23 @@ class V1Reader:
         chosen = runs.select(["id", "revision"])
         return self._read("steps", day, _STEPS, chosen), self._read("attempts", day, _ATTEMPTS, chosen)
 
+    def without_run(self, day: date) -> pa.Table:
+        """Ids (``id``) of runs with steps or attempts filed under ``day`` but no run row there."""
+        try:
+            with closing(self._con.cursor()) as cur:
+                for kind in KINDS:
+                    files = self._files.of(kind, day)
+                    if files:
+                        cur.register(f"v1_{kind}", self._dataset(files))
+                    else:
+                        cur.execute(f"CREATE TEMP VIEW v1_{kind} AS {_NO_ROWS[kind]}")
+                return cur.sql(_WITHOUT_RUN).to_arrow_table()
+        except (OSError, pa.ArrowException, duckdb.Error) as exc:
+            raise _unreadable(self._files.location, "", day, exc) from exc
+
+    def _dataset(self, files: list[V1File]) -> ds.Dataset:
+        return ds.dataset([f"{self._root}/{f.path}" for f in files], filesystem=self._fs, format="parquet")
+
     def _read(self, kind: str, day: date, query: str, chosen: pa.Table | None = None) -> pa.Table:
         """``query`` over the files of ``kind`` and ``day`` (``v1_<kind>``); ``ArchiveCorrupt`` if one is unreadable."""
         files = self._files.of(kind, day)
@@ -219,14 +249,18 @@ class V1Reader:
             return pa.table({})  # the row builder's "no rows of this kind"
         try:
             with closing(self._con.cursor()) as cur:
-                paths = [f"{self._root}/{f.path}" for f in files]
-                cur.register(f"v1_{kind}", ds.dataset(paths, filesystem=self._fs, format="parquet"))
+                cur.register(f"v1_{kind}", self._dataset(files))
                 if chosen is not None:
                     cur.register("chosen", chosen)
                 return cur.sql(query).to_arrow_table()
         except (OSError, pa.ArrowException, duckdb.Error) as exc:
-            where = f"{self._files.location.uri}/{kind}/started_date={day.isoformat()}/"
-            raise ArchiveCorrupt(where, f"not readable as v1 {kind} files ({str(exc).splitlines()[0]})") from exc
+            raise _unreadable(self._files.location, kind, day, exc) from exc
+
+
+def _unreadable(location: ArchiveLocation, kind: str, day: date, exc: Exception) -> ArchiveCorrupt:
+    """``ArchiveCorrupt`` naming the partition directory (of ``kind``, or of every kind) that failed."""
+    where = f"{location.uri}/{kind or '*'}/started_date={day.isoformat()}/"
+    return ArchiveCorrupt(where, f"not readable as v1 {kind or 'archive'} files ({str(exc).splitlines()[0]})")
 
 
 def chunks(table: pa.Table, size: int) -> Iterator[pa.Table]:

@@ -17,6 +17,7 @@ import math
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import Any, Protocol
 
 import duckdb
 import psycopg
+import psycopg.conninfo
+import psycopg.sql
 import pytest
 
 from flowrun import ArchiveCorrupt, ArchiveUpgradeRequired, FlowRunStore
@@ -31,7 +34,7 @@ from olap.analytics import RunAnalytics
 from oltp.records import FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
 from sync import compact, export_completed_runs, prune, upgrade_archive
-from tests.conftest import FakeClock
+from tests.conftest import TEMPLATE, FakeClock, PgServer
 from tests.flowrun.conftest import FLOWRUN, clean_env
 from tests.sync import archive_checks, v1_writer
 from tests.sync.killable import Child
@@ -122,10 +125,39 @@ def _dup_batch(archive: Path, stem: str, clock: FakeClock) -> None:
         shutil.copy(path, path.with_name(f"{copy}.parquet"))
 
 
+@pytest.fixture(scope="module")
+def v1_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[V1World]:
+    """The v1 world built once, in a database each test clones (with a copy of the archive)."""
+    name = f"flowrun_v1_{uuid.uuid4().hex[:12]}"
+    _admin(pg_server, "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, TEMPLATE)
+    try:
+        yield _build(pg_server.dsn_for(name), tmp_path_factory.mktemp("v1") / "archive")
+    finally:
+        _admin(pg_server, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
 @pytest.fixture
-def world(dsn: str, tmp_path: Path) -> V1World:
+def world(v1_template: V1World, pg_server: PgServer, tmp_path: Path) -> Iterator[V1World]:
+    name = f"flowrun_v1_{uuid.uuid4().hex[:12]}"
+    template = psycopg.conninfo.conninfo_to_dict(v1_template.dsn)["dbname"]
+    _admin(pg_server, "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, str(template))
+    try:
+        dsn, archive = pg_server.dsn_for(name), tmp_path / "archive"
+        shutil.copytree(v1_template.archive, archive)
+        v1_writer.write_marker(dsn, archive)  # the marker v1 wrote names its database by oid: this clone's
+        clock = FakeClock(v1_template.clock())
+        yield dataclasses.replace(v1_template, dsn=dsn, archive=archive, clock=clock)
+    finally:
+        _admin(pg_server, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+
+
+def _admin(server: PgServer, statement: str, *names: str) -> None:
+    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL(statement).format(*(psycopg.sql.Identifier(n) for n in names)))
+
+
+def _build(dsn: str, archive: Path) -> V1World:
     clock = FakeClock(START)
-    archive = tmp_path / "archive"
     with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=2) as store:
         ids = play(store, clock, 24, hours_apart=7)
         ids += play(store, clock, 2, complete=False)
@@ -186,7 +218,7 @@ def test_upgrade_keeps_every_answer_and_the_runs_v1_had_pruned(world: V1World) -
     with FlowRunStore.open(dsn=world.dsn, archive=world.archive, clock=world.clock, migrate=False) as store:
         report = store.upgrade_archive(batch_size=5)
         # 18 pruned runs converted; ids[18:22] are in PostgreSQL and left to the export.
-        assert (report.runs, report.skipped) == (18, 4) and report.commits >= 4
+        assert (report.runs, report.skipped, report.lost) == (18, 4, 0) and report.commits >= 4
         assert report.files == world.v1_files and report.retired_to == f"{world.archive}/_v1"
         again = store.upgrade_archive()
         assert (again.runs, again.files, again.retired_to) == (0, 0, "")
@@ -242,7 +274,7 @@ def test_jobs_and_readers_refuse_a_v1_archive_and_change_nothing(world: V1World)
     for name in ("_flowrun_archive.json", "steps", "attempts"):
         (aside / name).rename(world.archive / name)
     report = upgrade_archive(world.dsn, world.archive, clock=world.clock)
-    assert (report.runs, report.skipped) == (18, 4)
+    assert (report.runs, report.skipped, report.lost) == (18, 4, 0)
     assert_same(store_answers(world), world.truth)
 
 
@@ -257,14 +289,21 @@ def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(world: V1W
     assert not (world.archive / "_v1").exists()
 
     now = world.clock().isoformat()
-    for stage in ("delta_committed:2", "pending_written:2", "upgrade_file_moved:3"):
-        child = Child(stage, tmp_path)
-        child.run("upgrade", world.dsn, str(world.archive), now, 5)
-        child.kill_when_paused()
-        with RunAnalytics(world.dsn, world.archive) as reader, pytest.raises(ArchiveUpgradeRequired):
-            reader.get_statistics()  # the marker goes last: readers refuse until the upgrade is done
-        runs = archive_checks.query(str(world.archive), "runs", "SELECT count(*), count(DISTINCT id) FROM t")
-        assert not runs or runs[0][0] == runs[0][1]
+    stages = ["delta_committed:2", "pending_written:2", "upgrade_file_moved:3"]
+    children = [Child(stages[0], tmp_path)]
+    try:
+        for n, stage in enumerate(stages):
+            children[n].run("upgrade", world.dsn, str(world.archive), now, 5)
+            if n + 1 < len(stages):
+                children.append(Child(stages[n + 1], tmp_path))  # imports the library while this one works
+            children[n].kill_when_paused()
+            with RunAnalytics(world.dsn, world.archive) as reader, pytest.raises(ArchiveUpgradeRequired):
+                reader.get_statistics()  # the marker goes last: readers refuse until the upgrade is done
+            runs = archive_checks.query(str(world.archive), "runs", "SELECT count(*), count(DISTINCT id) FROM t")
+            assert not runs or runs[0][0] == runs[0][1], stage
+    finally:
+        for child in children:
+            child.discard()
     report = upgrade_archive(world.dsn, world.archive, clock=world.clock)
     assert report.runs == 0 and report.retired_to  # every run was in the table already; the files are moved
     assert_same(store_answers(world), world.truth)
@@ -273,3 +312,16 @@ def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(world: V1W
         batches = conn.execute("SELECT count(*) FROM flowrun.archived_runs WHERE batch > 0").fetchone()
     assert batches == (18,)
     assert sum(1 for p in (world.archive / "_v1").rglob("*") if p.is_file()) == world.v1_files
+
+
+def test_runs_whose_v1_run_files_a_vacuum_took_are_reported_lost(world: V1World) -> None:
+    # What a compaction by a version without the refusal did: the v1 run files of a date are gone.
+    first = min(p.parent.name for p in world.archive.glob("runs/started_date=*/*.parquet"))
+    gone = list(world.archive.glob(f"runs/{first}/*.parquet"))
+    con = duckdb.connect()
+    taken = con.sql(f"SELECT count(DISTINCT id) FROM read_parquet({[str(p) for p in gone]})").fetchall()[0][0]
+    for path in gone:
+        path.unlink()
+    report = upgrade_archive(world.dsn, world.archive, clock=world.clock)
+    assert taken > 0 and (report.runs, report.lost) == (18 - taken, taken)
+    assert list((world.archive / "_v1" / "steps").glob(f"{first}/*.parquet"))  # their steps are kept
