@@ -5,7 +5,7 @@ PostgreSQL) and a reader (``self.analytics``, an ``olap.RunAnalytics`` over live
 and archived runs) and delegates to each with explicit, typed one-line methods;
 ``tests/flowrun/test_composition.py`` checks that every public method of both
 parts is present here with the same signature, so a method added to either
-cannot be silently missing. Export, prune and compaction call the ``sync``
+cannot be silently missing. Export, prune, compaction and verify call the ``sync``
 package with the store's own DSN, archive, schema and clock. The embedded
 server, when no DSN is configured, is ``flowrun.embedded``'s business.
 """
@@ -43,6 +43,7 @@ from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress
 from sync.prune import prune
 from sync.upgrade import UpgradeReport, upgrade_archive
+from sync.verify import VerifyReport, verify_archive
 
 
 class FlowRunStore:
@@ -335,6 +336,17 @@ class FlowRunStore:
             wait=wait,
             max_rows_per_file=max_rows_per_file,
             vacuum_after=vacuum_after,
+            storage_options=self.settings.storage_options,
+        )
+
+    def verify_archive(self, *, progress: Progress | None = None) -> VerifyReport:
+        """Read every file of the recorded archive version back: size, row count, SHA-256 as written."""
+        return verify_archive(
+            self.dsn,
+            self.settings.archive,
+            schema=self.schema,
+            clock=self._clock,
+            progress=progress,
             storage_options=self.settings.storage_options,
         )
 

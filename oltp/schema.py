@@ -188,6 +188,21 @@ archive_pending = sa.Table(
     sa.Column("batch", sa.BigInteger, nullable=False),
 )
 
+# The SHA-256 of every archive data file (``path`` relative to the Delta table), recorded by
+# the job that wrote it in the transaction that records the version holding it ('write'),
+# or by the first ``flowrun verify`` for a file written before hashes were kept ('scrub').
+archive_file_hashes = sa.Table(
+    "archive_file_hashes",
+    metadata,
+    sa.Column("path", sa.Text, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.LargeBinary, nullable=False),
+    sa.Column("recorded_by", sa.Text, nullable=False),
+    sa.Column("recorded_at", TS, nullable=False),
+    sa.CheckConstraint(_in("recorded_by", ["write", "scrub"]), name="recorded_by"),
+    sa.CheckConstraint("octet_length(sha256) = 32", name="sha256_length"),
+)
+
 # Substring search (ILIKE '%term%') over live runs is served by pg_trgm GIN indexes on
 # these expressions; a query must repeat the expression verbatim to use its index.
 # chr(31) (unit separator) keeps one field's end and the next field's start apart.

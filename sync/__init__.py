@@ -3,8 +3,9 @@
 ``export_completed_runs`` drains the outbox into the archive's Delta table,
 ``compact`` optimizes, checkpoints and vacuums it, ``prune`` deletes archived runs
 from PostgreSQL, ``relocate`` records a deliberate move of the archive,
-``upgrade_archive`` converts a v1 Parquet archive into the Delta table. The layout
-and schema are the contract in ``docs/archive.md``; ``sync.arrow_schemas`` holds
+``upgrade_archive`` converts a v1 Parquet archive into the Delta table,
+``verify_archive`` reads every file back against the hash recorded when it was
+written. The layout and schema are the contract in ``docs/archive.md``; ``sync.arrow_schemas`` holds
 them in code, ``sync.archive_location`` and ``sync.archive_table`` own the storage.
 """
 
@@ -17,6 +18,7 @@ from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress, ProgressUpdate, console_progress, log_progress
 from sync.prune import DEFAULT_PRUNE_BATCH, prune
 from sync.upgrade import UpgradeReport, upgrade_archive
+from sync.verify import CorruptFile, VerifyReport, verify_archive
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -29,10 +31,12 @@ __all__ = [
     "ArchiveLocation",
     "ArchiveUpgradeRequired",
     "CompactReport",
+    "CorruptFile",
     "ExportReport",
     "Progress",
     "ProgressUpdate",
     "UpgradeReport",
+    "VerifyReport",
     "compact",
     "console_progress",
     "export_completed_runs",
@@ -41,4 +45,5 @@ __all__ = [
     "prune",
     "relocate",
     "upgrade_archive",
+    "verify_archive",
 ]

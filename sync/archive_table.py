@@ -3,7 +3,7 @@
 Everything goes through ``deltalake`` (delta-rs): an export batch is one commit
 carrying an app transaction (``store_id``, batch number), so a job can ask the
 table whether a batch landed; a batch holding runs exported before is a MERGE on
-``(started_date, id)`` in that one commit, so a re-exported run replaces its
+``(started_date, id)`` over the dates of those runs only, in that one commit, so a re-exported run replaces its
 earlier row (with its steps and attempts) and the visible table holds one row per
 run; compaction is Delta's optimize (z-order on start time); files it removes stay
 on storage until a vacuum after the retention window. Readers list a version's
@@ -89,8 +89,8 @@ class ArchiveTable:
         else:
             self._table.update_incremental()
 
-    def write(self, rows: pa.Table, store_id: str, batch: int, *, replace: bool) -> int:
-        """Commit ``rows`` as batch ``batch`` of ``store_id``; ``replace`` merges over earlier rows of the runs."""
+    def write(self, rows: pa.Table, store_id: str, batch: int, *, replace: Sequence[date] = ()) -> int:
+        """Commit ``rows`` as batch ``batch`` of ``store_id``, merged over the earlier rows in dates ``replace``."""
         commit = CommitProperties(
             app_transactions=[Transaction(store_id, batch)], custom_metadata={"flowrun.batch": str(batch)}
         )
@@ -106,11 +106,14 @@ class ArchiveTable:
                 commit_properties=commit,
             )
         else:
-            # A run's start date never changes, so the partition column narrows the files the merge reads.
+            # A run's start date never changes, so the earlier rows are in the dates ``replace`` lists. delta-rs
+            # prunes the files the merge reads by a literal partition filter only (with the join alone it
+            # reads every file of the table): the merge touches nothing outside those dates.
+            days = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(replace)))
             (
                 self._table.merge(
                     rows,
-                    predicate=f"t.{PARTITION} = s.{PARTITION} AND t.id = s.id",
+                    predicate=f"t.{PARTITION} IN ({days}) AND t.{PARTITION} = s.{PARTITION} AND t.id = s.id",
                     source_alias="s",
                     target_alias="t",
                     writer_properties=WRITER,

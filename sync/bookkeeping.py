@@ -41,7 +41,7 @@ _MOVE = "UPDATE archive_state SET uri = $1, updated_at = $2"
 # Every statement restricts the big tables by ``= ANY($1::uuid[])`` as well as joining
 # them: that makes the planner probe their primary keys (the cost of a batch stays that
 # of the batch) instead of scanning a table that grows with the archive.
-_ARCHIVED = "SELECT run_id, batch FROM archived_runs WHERE run_id = ANY($1::uuid[])"
+_ARCHIVED = "SELECT run_id, batch, started_date FROM archived_runs WHERE run_id = ANY($1::uuid[])"
 _WRITE_PENDING = """
 INSERT INTO archive_pending (run_id, revision, started_date, batch)
 SELECT run_id, revision, started_date, $4
@@ -93,7 +93,7 @@ def move(conn: ArrowConnection, uri: str, now: datetime) -> None:
 
 
 def archived(conn: ArrowConnection, run_ids: pa.Array) -> pa.Table:
-    """(run_id, batch) of the runs among ``run_ids`` the archive already holds."""
+    """(run_id, batch, started_date) of the runs among ``run_ids`` the archive already holds."""
     return conn.query(_ARCHIVED, array_param(run_ids))
 
 

@@ -3,13 +3,15 @@
 An export every minute leaves a file per minute in today's partition; readers pay
 for every file they open. Under the same lock as export, compaction picks the
 partition dates with more than one data file, verifies every file it would
-rewrite (``sync.integrity``: a date holding a file it cannot read back is left as
-it is and reported), and has delta-rs rewrite the others sorted by start time
-(z-order on one column) in ONE commit, which PostgreSQL then records as the
-version readers use. A checkpoint follows, so readers load the log from one file.
+rewrite against the SHA-256 recorded when it was written (``sync.integrity``: a
+date holding a file that differs is left as it is and reported), and has delta-rs
+rewrite the others sorted by start time (z-order on one column) in ONE commit,
+which PostgreSQL then records as the version readers use, with the hashes of the
+files the rewrite wrote. A checkpoint follows, so readers load the log from one file.
 Files the rewrite removed stay on storage: a reader still on an older version
 keeps reading them. ``vacuum`` deletes them only once they have been out of the
-table for the retention window (``vacuum_after``, default 6 hours).
+table for the retention window (``vacuum_after``, default 6 hours); their hashes
+go with them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import NamedTuple
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
-from sync import bookkeeping, crash_points
+from sync import bookkeeping, crash_points, file_hashes
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock, check_wait
@@ -31,7 +33,7 @@ from sync.archive_table import ArchiveTable, DataFile
 from sync.arrow_connection import ArrowConnection
 from sync.errors import ArchiveCorrupt
 from sync.export import check_batch_size, finish_pending
-from sync.integrity import FileCheck
+from sync.integrity import FileCheck, WrittenFiles, verify_partitions
 from sync.progress import Progress, ProgressUpdate, no_progress
 from sync.v1_archive import is_v1_name, require_upgraded, upgrade_required
 
@@ -80,11 +82,13 @@ def compact(
         crash_points.reached("lock_acquired")
         table = ArchiveTable.open(location)
         state = claim(conn, location, table, checked_now(now_of))
-        state = finish_pending(conn, table, state, now_of)
+        check = FileCheck(location)
+        new_files = WrittenFiles(table, state.version, check)
+        state = finish_pending(conn, table, state, now_of, new_files)
         if not table.exists:
             return CompactReport(0, 0, 0, 0, time.monotonic() - started)
         _refuse_v1_files(table)
-        dates, corrupt = _dates_to_compact(table.files(), FileCheck(location))
+        dates, corrupt = _dates_to_compact(conn, table.files(), check)
         show(ProgressUpdate("compact", 0, len(dates), 0, time.monotonic() - started))
         removed = written = 0
         if dates:
@@ -92,18 +96,24 @@ def compact(
             removed, written = int(metrics.get("numFilesRemoved", 0)), int(metrics.get("numFilesAdded", 0))
             crash_points.reached("compact_committed")
             assert table.version is not None
+            hashes = new_files.hashes(table)
             with conn.transaction():
                 bookkeeping.record_version(conn, table.version, checked_now(now_of))
+                file_hashes.record(conn, hashes, file_hashes.WRITE, checked_now(now_of))
             state = state._replace(version=table.version)
             crash_points.reached("compact_recorded")
         if table.version is not None and table.version > state.version:
             # Also finishes a compaction killed between its Delta commit and this record.
+            hashes = new_files.hashes(table)
             with conn.transaction():
                 bookkeeping.record_version(conn, table.version, checked_now(now_of))
+                file_hashes.record(conn, hashes, file_hashes.WRITE, checked_now(now_of))
         table.checkpoint()
         crash_points.reached("compact_checkpointed")
         vacuumed = table.vacuum(vacuum_after)
         crash_points.reached("compact_vacuumed")
+        with conn.transaction():
+            file_hashes.forget(conn, vacuumed)
     seconds = time.monotonic() - started
     show(ProgressUpdate("compact", len(dates), len(dates), written, seconds, finished=True))
     if corrupt:
@@ -111,24 +121,17 @@ def compact(
     return CompactReport(len(dates), removed, written, 0, seconds, len(vacuumed))
 
 
-def _dates_to_compact(files: list[DataFile], check: FileCheck) -> tuple[list[date], list[ArchiveCorrupt]]:
-    """Dates with more than one file whose files all read back whole; the errors of the others."""
+def _dates_to_compact(
+    conn: ArrowConnection, files: list[DataFile], check: FileCheck
+) -> tuple[list[date], list[ArchiveCorrupt]]:
+    """Dates with more than one file whose files all verify; the errors of the others."""
     by_date: dict[date, list[DataFile]] = {}
     for file in files:
         by_date.setdefault(file.started_date, []).append(file)
-    dates: list[date] = []
-    corrupt: list[ArchiveCorrupt] = []
-    for day, group in sorted(by_date.items()):
-        if len(group) < 2:
-            continue
-        try:
-            for file in group:
-                check.verify(file)
-        except ArchiveCorrupt as exc:
-            corrupt.append(exc)
-            continue
-        dates.append(day)
-    return dates, corrupt
+    several = [f for group in by_date.values() if len(group) > 1 for f in group]
+    failed = verify_partitions(conn, check, several)
+    dates = sorted({f.started_date for f in several} - failed.keys())
+    return dates, [failed[day] for day in sorted(failed)]
 
 
 def _refuse_v1_files(table: ArchiveTable) -> None:

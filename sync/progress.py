@@ -20,9 +20,9 @@ log = logging.getLogger("flowrun.sync")
 
 
 class ProgressUpdate(NamedTuple):
-    """Where a job stands: ``done`` of ``total`` units (runs or partitions), rows written so far."""
+    """Where a job stands: ``done`` of ``total`` units (runs, partitions or files), rows so far."""
 
-    task: str  # "export", "compact" or "prune"
+    task: str  # "export", "compact", "prune" or "verify"
     done: int
     total: int | None
     rows: int
@@ -94,4 +94,4 @@ def console_progress(description: str, *, force_terminal: bool | None = None) ->
 
 
 def _unit(task: str) -> str:
-    return "partitions" if task == "compact" else "runs"
+    return {"compact": "partitions", "verify": "files"}.get(task, "runs")

@@ -10,10 +10,11 @@ earlier, interrupted upgrade, or exported). The rest become table rows through
 the export's one row builder (``sync.archive_rows``: nesting, ids as text, search
 document) and are committed with the export's protocol: runs filed in
 ``archive_pending``, ONE Delta commit with the app transaction ``(store_id, n)``,
-ONE PostgreSQL transaction recording batch and version and moving
-``archived_runs`` up. A ``kill -9`` anywhere is finished by running the upgrade
-again: a committed batch is recorded from the table's transaction version
-(``sync.export.finish_pending``), an uncommitted one is read again. Only when
+ONE PostgreSQL transaction recording batch and version, the hashes of the
+files written (``sync.file_hashes``) and moving ``archived_runs`` up. A
+``kill -9`` anywhere is finished by running the upgrade again: a committed batch
+is recorded from the table's transaction version (``sync.export.finish_pending``),
+an uncommitted one is read again. Only when
 every run is in the table are the v1 files moved to ``<archive>/_v1/`` (the
 marker last), out of the reach of a vacuum; an upgrade finding nothing of v1
 says so and changes nothing. Runs whose v1 steps or attempts remain but whose
@@ -34,7 +35,7 @@ import pyarrow.compute as pc
 
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
-from sync import bookkeeping, crash_points
+from sync import bookkeeping, crash_points, file_hashes
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock, check_wait
@@ -44,6 +45,7 @@ from sync.arrow_connection import ArrowConnection, array_param, scalar_param
 from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveConflict
 from sync.export import DEFAULT_BATCH_SIZE, check_batch_size, finish_pending
+from sync.integrity import FileCheck, WrittenFiles
 from sync.progress import Progress, ProgressUpdate, no_progress
 from sync.v1_archive import MARKER, RETIRED, V1Files, V1Reader, chunks
 
@@ -105,11 +107,12 @@ def upgrade_archive(
         _check_owner(conn, schema, location, v1.marker)
         table = ArchiveTable.open(location)
         state = claim(conn, location, table, checked_now(now_of))
-        state = finish_pending(conn, table, state, now_of)
+        written = WrittenFiles(table, state.version, FileCheck(location))
+        state = finish_pending(conn, table, state, now_of, written)
         reader, rows = V1Reader(v1), RowBuilder()
         try:
             for group in _batches(reader, conn, v1.dates(), size):
-                state = _commit(conn, table, state, rows, group, checked_now(now_of))
+                state = _commit(conn, table, state, rows, group, written, checked_now(now_of))
                 commits = 1 if group.runs.num_rows else 0
                 counts = (group.runs.num_rows, group.steps.num_rows, group.attempts.num_rows, commits, group.skipped)
                 totals = [a + b for a, b in zip(totals, counts, strict=True)]
@@ -185,6 +188,7 @@ def _commit(
     state: ArchiveState,
     builder: RowBuilder,
     group: _Group,
+    written: WrittenFiles,
     now: datetime,
 ) -> ArchiveState:
     """One batch by the export's protocol: file it, commit it to Delta, record it in PostgreSQL."""
@@ -197,11 +201,13 @@ def _commit(
     with conn.transaction(by_key=True):
         bookkeeping.write_pending(conn, number, ids, runs.column("revision").combine_chunks(), dates)
     crash_points.reached("pending_written")
-    table.write(builder.nest(runs, steps, attempts, now), state.store_id, number, replace=False)
+    table.write(builder.nest(runs, steps, attempts, now), state.store_id, number)
     crash_points.reached("delta_committed")
     assert table.version is not None and table.table_id is not None
+    hashes = written.hashes(table)
     with conn.transaction(by_key=True):
         bookkeeping.record_batch(conn, number, table.version, table.table_id, now)
+        file_hashes.record(conn, hashes, file_hashes.WRITE, now)
     crash_points.reached("after_commit")
     return state._replace(batch=number, version=table.version, table_id=table.table_id)
 

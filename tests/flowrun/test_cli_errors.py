@@ -23,6 +23,7 @@ COMMANDS = [
     "prune",
     "compact",
     "move-archive",
+    "verify",
     "stats",
     "flows",
     "timeseries",

@@ -52,6 +52,7 @@ CASES: list[tuple[list[str], dict[str, str], str]] = [
     (["export", "--wait", "1000000000d"], {}, "duration"),
     (["compact", "--wait", "abc"], {}, "duration"),
     (["compact", "--wait", "1e9"], {}, "duration"),
+    (["verify", "--json", "--format", "csv"], {}, "contradicts"),
     (["export", "--batch-size", "0"], {}, "batch-size"),
     (["export", "--batch-size", "abc"], {}, "batch-size"),
     (["export", "--batch-size", "9" * 30], {}, "batch-size"),

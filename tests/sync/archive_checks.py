@@ -7,6 +7,7 @@ under test. ``assert_exactly_once`` is the crash tests' oracle.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -92,6 +93,13 @@ def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -
         _uri, table_id, store_id, batch, version = recorded
         assert table_id == found.metadata().id
         assert found.transaction_version(store_id) == batch, "Delta and PostgreSQL disagree on the last batch"
+        # Every file of the recorded version has the hash of its bytes, recorded by the job that wrote it.
+        hashes = {
+            p: bytes(h)
+            for p, h in db.execute("SELECT path, sha256 FROM archive_file_hashes WHERE recorded_by = 'write'")
+        }
+        for path in data_files(archive, version):
+            assert hashes.get(path) == hashlib.sha256((Path(archive) / "runs" / path).read_bytes()).digest(), path
         # Readers with a DSN read the recorded version: it must hold the same rows as the newest.
         assert sorted(query(archive, "runs", "SELECT id, revision FROM t", version)) == sorted(
             query(archive, "runs", "SELECT id, revision FROM t")
