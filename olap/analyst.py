@@ -57,7 +57,7 @@ def sql(sources: Sources, query: str) -> pl.DataFrame:
             if call.reader is not None and files:
                 parts += unified.archive_parts(call.reader, relations, kind, files, call.shadowed, fields)
             views[kind] = unified.union(parts, "")
-        if call.reader is not None and call.reader.location.is_local:
-            readable = [call.reader.location.file_uri(f.path) for f in files]
+        if call.reader is not None:
+            readable = call.reader.readable(files)
         # Inside the call: the files of its table version are the ones the query reads.
         return sandbox.run(query, relations, views, readable)

@@ -25,6 +25,8 @@ from typing import Protocol
 import duckdb
 import pyarrow.dataset as ds
 
+from olap import file_cache
+from olap.file_cache import FileCache
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import ArchiveTable, DataFile
 from sync.integrity import FileCheck
@@ -83,9 +85,13 @@ class ArchiveReader:
 
     location: ArchiveLocation
     _table: ArchiveTable | None = None
-    _check: FileCheck | None = None
+    _checks: dict[str, FileCheck] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _cache: FileCache | None = None
     _upgraded: bool = False
+
+    def __post_init__(self) -> None:
+        self._cache = file_cache.from_env(self.location)
 
     def require_upgraded(self) -> None:
         """``ArchiveUpgradeRequired`` while the location holds a v1 archive (checked until it passes once)."""
@@ -114,10 +120,25 @@ class ArchiveReader:
             return None if self._table is None else self._table.table_id
 
     def check(self, files: Sequence[DataFile]) -> None:
-        """Raise ``ArchiveCorrupt`` for a file that is not what the log says."""
-        if self._check is None:
-            self._check = FileCheck(self.location)
-        self._check.check(files)
+        """Raise ``ArchiveCorrupt`` for a file that is not what the log says (its local copy, if cached)."""
+        source = self._source(files)
+        with self._lock:
+            check = self._checks.get(source.uri)
+            if check is None:
+                check = self._checks[source.uri] = FileCheck(source)
+        check.check(files)
+
+    def readable(self, files: Sequence[DataFile]) -> list[str]:
+        """The local paths a scan of ``files`` reads (none when they are read from object storage in place)."""
+        source = self._source(files)
+        return [source.file_uri(f.path) for f in files] if source.is_local else []
+
+    def _source(self, files: Sequence[DataFile]) -> ArchiveLocation:
+        """Where ``files`` are read from: the location itself, or the local cache of a remote one."""
+        if self._cache is None:
+            return self.location
+        self._cache.fetch(files)
+        return self._cache.location
 
     def scan(self, cur: Registrar, files: Sequence[DataFile], *, arrow: bool = False) -> str:
         """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL.
@@ -126,10 +147,11 @@ class ArchiveReader:
         without external access (no ``read_parquet``) can still read.
         """
         self.check(files)
-        if self.location.is_local and not arrow:
-            listed = ", ".join(sql_string(self.location.file_uri(f.path)) for f in files)
+        source = self._source(files)
+        if source.is_local and not arrow:
+            listed = ", ".join(sql_string(source.file_uri(f.path)) for f in files)
             return f"read_parquet([{listed}])"
-        fs, base = self.location.filesystem()
+        fs, base = source.filesystem()
         name = f"archive_scan_{next(_names)}"
         if isinstance(cur, duckdb.DuckDBPyConnection):
             # DuckDB registers only on a connection without an open result; the open one (if any)

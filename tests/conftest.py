@@ -102,6 +102,15 @@ class FakeClock:
         return self.now
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _archive_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Local copies of remote archive files go to the session's temporary directory, never the user's cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FLOWRUN_ARCHIVE_CACHE", str(tmp_path_factory.mktemp("archive-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
