@@ -14,7 +14,7 @@ from typing import Any
 
 from olap import RunAnalytics
 from oltp.store import RunStore
-from sync import compact, export_completed_runs, prune
+from sync import compact, export_completed_runs, prune, verify_archive
 from tests.conftest import FakeClock
 from tests.fixtures.s3_server import S3Server
 from tests.sync import workload
@@ -52,6 +52,9 @@ def test_answers_are_identical_before_and_after_every_job_on_s3(
 
     report = compact(dsn, s3_prefix, clock=clock, vacuum_after=timedelta(0), storage_options=options)
     assert report.partitions > 0 and report.files_vacuumed > 0
+    # Every file on S3 is the one written: its SHA-256 was recorded by the job that wrote it.
+    scrub = verify_archive(dsn, s3_prefix, clock=clock, storage_options=options)
+    assert scrub.clean and scrub.files > 0 and scrub.trusted == ()
     assert _answers(union, clock) == before
     with RunAnalytics(None, s3_prefix, clock=clock, storage_options=options) as files_only:
         assert _answers(files_only, clock) == before
