@@ -13,6 +13,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,19 +66,28 @@ def pg_server() -> Iterator[PgServer]:
 _counter = itertools.count()
 
 
-@pytest.fixture
-def dsn(pg_server: PgServer) -> Iterator[str]:
-    """A fresh database with the schema migrated, dropped after the test."""
-    name = f"flowrun_t{os.getpid()}_{next(_counter)}"
+@contextmanager
+def new_database(pg_server: PgServer, prefix: str, template: str = TEMPLATE) -> Iterator[tuple[str, str]]:
+    """(name, DSN) of a new database copied from ``template`` (the migrated schema), dropped on exit."""
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(TEMPLATE)
+                sql.Identifier(name), sql.Identifier(template)
             )
         )
-    yield pg_server.dsn_for(name)
-    with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield name, pg_server.dsn_for(name)
+    finally:
+        with psycopg.connect(pg_server.admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def dsn(pg_server: PgServer) -> Iterator[str]:
+    """A fresh database with the schema migrated, dropped after the test."""
+    with new_database(pg_server, "flowrun_t") as (_, fresh):
+        yield fresh
 
 
 @pytest.fixture

@@ -53,16 +53,29 @@ def data_files(archive: str, version: int | None = None) -> list[str]:
     return sorted(pa.table(found.get_add_actions(flatten=True)).column("path").to_pylist())
 
 
+class Version:
+    """One version of the table read once, with a DuckDB connection over its rows (many queries, one read)."""
+
+    def __init__(self, archive: str, version: int | None = None) -> None:
+        self.table = table(archive, version)
+        raw = pa.table(self.table.to_pyarrow_table()) if self.table is not None else pa.table({})
+        self._con: duckdb.DuckDBPyConnection | None = None
+        if raw.num_rows:
+            self._con = duckdb.connect()
+            self._con.execute("SET TimeZone = 'UTC'")
+            self._con.register("raw", raw)
+
+    def query(self, kind: str, sql: str = "SELECT * FROM t") -> list[tuple[Any, ...]]:
+        """Run ``sql`` over table ``t`` = this version's rows of ``kind`` (runs, or flattened steps / attempts)."""
+        if self._con is None:
+            return []
+        self._con.execute(f"CREATE OR REPLACE TEMP VIEW t AS {_VIEWS[kind]}")
+        return self._con.execute(sql).fetchall()
+
+
 def query(archive: str, kind: str, sql: str = "SELECT * FROM t", version: int | None = None) -> list[tuple[Any, ...]]:
     """Run ``sql`` over table ``t`` = the archive's rows of ``kind`` (runs, or flattened steps / attempts)."""
-    raw = rows(archive, version)
-    if raw.num_rows == 0:
-        return []
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.register("raw", raw)
-    con.execute(f"CREATE VIEW t AS {_VIEWS[kind]}")
-    return con.execute(sql).fetchall()
+    return Version(archive, version).query(kind, sql)
 
 
 def state(db: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...] | None:
@@ -70,9 +83,9 @@ def state(db: psycopg.Connection[tuple[Any, ...]]) -> tuple[Any, ...] | None:
     return db.execute("SELECT uri, table_id, store_id, batch, version FROM archive_state").fetchone()
 
 
-def assert_every_file_whole(archive: str) -> None:
+def assert_every_file_whole(archive: str, found: DeltaTable | None = None) -> None:
     """Every active data file has a readable footer with the row count the log lists."""
-    found = table(archive)
+    found = found if found is not None else table(archive)
     if found is None:
         return
     actions = pa.table(found.get_add_actions(flatten=True)).to_pylist()
@@ -85,9 +98,10 @@ def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -
     """Every completed run is archived once at its newest revision, with exactly its rows; nothing is pending."""
     assert db.execute("SELECT count(*) FROM export_outbox").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM archive_pending").fetchone() == (0,)
-    assert_every_file_whole(archive)
+    newest = Version(archive)  # read once: nothing writes the archive while a test checks it
+    assert_every_file_whole(archive, newest.table)
     recorded = state(db)
-    found = table(archive)
+    found = newest.table
     if found is not None:
         assert recorded is not None
         _uri, table_id, store_id, batch, version = recorded
@@ -101,15 +115,15 @@ def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -
         for path in data_files(archive, version):
             assert hashes.get(path) == hashlib.sha256((Path(archive) / "runs" / path).read_bytes()).digest(), path
         # Readers with a DSN read the recorded version: it must hold the same rows as the newest.
-        assert sorted(query(archive, "runs", "SELECT id, revision FROM t", version)) == sorted(
-            query(archive, "runs", "SELECT id, revision FROM t")
+        assert sorted(Version(archive, version).query("runs", "SELECT id, revision FROM t")) == sorted(
+            newest.query("runs", "SELECT id, revision FROM t")
         )
 
     live = {r[0]: r[1] for r in db.execute("SELECT id, revision FROM flow_runs WHERE status <> 'Running'")}
-    copies = Counter(r[0] for r in query(archive, "runs", "SELECT id FROM t"))
+    copies = Counter(r[0] for r in newest.query("runs", "SELECT id FROM t"))
     doubled = [key for key, n in copies.items() if n > 1]
     assert doubled == [], f"runs archived twice: {doubled}"
-    archived_revision = dict(query(archive, "runs", "SELECT id, revision FROM t"))
+    archived_revision = dict(newest.query("runs", "SELECT id, revision FROM t"))
     assert {rid: archived_revision.get(rid) for rid in live} == live, "a completed run is missing or not newest"
 
     archived = dict(db.execute("SELECT run_id, revision FROM archived_runs").fetchall())
@@ -120,7 +134,7 @@ def assert_exactly_once(db: psycopg.Connection[tuple[Any, ...]], archive: str) -
         ("steps", "flow_steps", "step_key"),
         ("attempts", "flow_step_attempts", "step_key, attempt"),
     ):
-        found_rows = Counter(query(archive, kind, f"SELECT run_id, revision, {key} FROM t"))
+        found_rows = Counter(newest.query(kind, f"SELECT run_id, revision, {key} FROM t"))
         assert [k for k, n in found_rows.items() if n > 1] == [], f"{kind} rows doubled"
         expected = Counter(
             (r[0], live[r[0]], *r[1:]) for r in db.execute(f"SELECT run_id, {key} FROM {source}") if r[0] in live

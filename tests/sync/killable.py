@@ -6,7 +6,10 @@ A child gets ``FLOWRUN_EXPORT_PAUSE_AT=<stage>:<n>`` (the test hook in
 death is exact, and none of the job's cleanup code runs. ``resume`` deletes the
 file instead, so a test can write to the store at an exact moment of the job.
 A child is spawned before the test prepares its data, imports the library
-meanwhile, and starts its job when ``run`` sends it the arguments.
+meanwhile, and starts its job when ``run`` sends it the arguments (the stage
+travels with them: the hook reads the environment when a stage is reached).
+``Spares`` keeps processes started ahead, already past their imports, for
+tests whose data is ready at once (cloned from a prepared template).
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from typing import Any
 from sync.crash_points import PAUSE_AT, PAUSE_SIGNAL
 
 _CHILD = """
-import json, sys
+import json, os, sys
 from datetime import datetime, timedelta
 from sync import ArchiveBusy, compact, export_completed_runs, prune, upgrade_archive
 args = json.loads(sys.stdin.readline())
+os.environ.update(args["env"])
 job, dsn, archive, size, wait = args["job"], args["dsn"], args["archive"], args["size"], args["wait"]
 clock = lambda: datetime.fromisoformat(args["now"])
 try:
@@ -48,25 +52,16 @@ print(json.dumps(result), flush=True)
 class Child:
     """A job process that pauses at ``stage`` (``name:n``), or runs straight through when ``stage`` is None."""
 
-    def __init__(self, stage: str | None, tmp: Path) -> None:
+    def __init__(self, stage: str | None, tmp: Path, process: subprocess.Popen[str] | None = None) -> None:
         self.stage = stage
         self.signal_file = tmp / f"paused-{(stage or 'none').replace(':', '-')}-{time.monotonic_ns()}"
-        env = dict(os.environ)
-        if stage is not None:
-            env.update({PAUSE_AT: stage, PAUSE_SIGNAL: str(self.signal_file)})
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD],
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.env = {PAUSE_AT: stage, PAUSE_SIGNAL: str(self.signal_file)} if stage is not None else {}
+        self.process = process or spawn()
 
     def run(self, job: str, dsn: str, archive: str, now: str, size: int, *, wait: float = 30.0) -> None:
         """Start the job (a killed predecessor's session may hold the lock a moment longer: wait for it)."""
         assert self.process.stdin is not None
-        args = {"job": job, "dsn": dsn, "archive": archive, "now": now, "size": size, "wait": wait}
+        args = {"job": job, "dsn": dsn, "archive": archive, "now": now, "size": size, "wait": wait, "env": self.env}
         self.process.stdin.write(json.dumps(args) + "\n")
         self.process.stdin.flush()
 
@@ -108,3 +103,34 @@ class Child:
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate()
+
+
+def spawn() -> subprocess.Popen[str]:
+    """A job process importing the library, waiting for its job on stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+class Spares:
+    """Job processes started ahead: taking one costs no interpreter start-up or imports."""
+
+    def __init__(self) -> None:
+        self._ready: list[subprocess.Popen[str]] = []
+
+    def take(self, stage: str | None, tmp: Path) -> Child:
+        """A child for ``stage`` on a process started earlier; another starts in its place."""
+        process = self._ready.pop() if self._ready else spawn()
+        self._ready.append(spawn())
+        return Child(stage, tmp, process)
+
+    def close(self) -> None:
+        """Stop the processes nobody took."""
+        for process in self._ready:
+            process.kill()
+            process.communicate()
+        self._ready.clear()

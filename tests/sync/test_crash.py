@@ -1,6 +1,9 @@
 """Crash safety with real process kills: SIGKILL at exact moments of export and compaction, then rerun.
 
-Each case runs an export (or compaction, or prune) in a child process that
+Every case starts from the same prepared state (an archive with history, new runs
+queued, two runs completed again), built once per module and cloned for each
+case: the database as a PostgreSQL template, the archive as a copied directory
+at the one location that database records. Each case runs an export (or compaction, or prune) in a child process that
 stops at one named stage (``sync.crash_points``) and is killed there with
 SIGKILL. Right after the kill every active data file must be whole and both
 the newest table version (archive-only readers) and the version PostgreSQL
@@ -13,9 +16,11 @@ empty outbox.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,7 @@ import pytest
 
 from oltp.store import RunStore
 from sync import compact, export_completed_runs, prune
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, PgServer, new_database
 from tests.sync import archive_checks, killable, workload
 
 BATCH = 3
@@ -67,10 +72,58 @@ def _prepare(store: RunStore, clock: FakeClock, dsn: str, archive: str) -> None:
     workload.play(store, clock, 1, complete=False)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The prepared state: a template database, the archive it records, a copy of that archive, the clock."""
+
+    database: str
+    archive: Path
+    template: Path
+    now: datetime
+
+
+@pytest.fixture(scope="module")
+def prepared(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
+    """``_prepare`` once; every case of the module starts from a clone of its result."""
+    root = tmp_path_factory.mktemp("crash")
+    archive, clock = root / "archive", FakeClock()
+    with new_database(pg_server, "flowrun_crash") as (name, dsn):
+        with RunStore(dsn, clock=clock, migrate_schema=False, max_connections=4) as store:
+            _prepare(store, clock, dsn, str(archive))
+        shutil.copytree(archive, root / "template")
+        yield Prepared(name, archive, root / "template", clock.now)
+
+
 @pytest.fixture
-def children(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[killable.Child]]:
-    """One child process per kill of the case, spawned (and importing) while the test prepares."""
-    spawned = [killable.Child(stage, tmp_path) for _, stage in request.param]
+def dsn(pg_server: PgServer, prepared: Prepared) -> Iterator[str]:
+    """A clone of the prepared database, its archive reset to the prepared one (the location it records)."""
+    shutil.rmtree(prepared.archive, ignore_errors=True)
+    shutil.copytree(prepared.template, prepared.archive)
+    with new_database(pg_server, "flowrun_crash", template=prepared.database) as (_, cloned):
+        yield cloned
+
+
+@pytest.fixture
+def archive(prepared: Prepared) -> str:
+    return str(prepared.archive)
+
+
+@pytest.fixture
+def clock(prepared: Prepared) -> FakeClock:
+    return FakeClock(prepared.now)
+
+
+@pytest.fixture(scope="module")
+def spares() -> Iterator[killable.Spares]:
+    spare = killable.Spares()
+    yield spare
+    spare.close()
+
+
+@pytest.fixture
+def children(request: pytest.FixtureRequest, tmp_path: Path, spares: killable.Spares) -> Iterator[list[killable.Child]]:
+    """One child process per kill of the case, taken from the processes started (and imported) ahead."""
+    spawned = [spares.take(stage, tmp_path) for _, stage in request.param]
     yield spawned
     for child in spawned:
         child.discard()
@@ -91,7 +144,7 @@ def _assert_no_run_twice(archive: str, db: Any) -> None:
     recorded = archive_checks.state(db)
     versions = [None] + ([recorded[4]] if recorded is not None and recorded[4] >= 0 else [])
     for version in versions:
-        ids = [r[0] for r in archive_checks.query(archive, "runs", "SELECT id FROM t", version)]
+        ids = [r[0] for r in archive_checks.Version(archive, version).query("runs", "SELECT id FROM t")]
         assert len(ids) == len(set(ids)), f"a run appears twice in version {version}"
 
 
@@ -103,8 +156,9 @@ def _newest_rows(archive: str, db: Any) -> dict[str, set[tuple[Any, ...]]]:
         "steps": "run_id, revision, step_key",
         "attempts": "run_id, revision, step_key, attempt",
     }
+    newest = archive_checks.Version(archive)
     return {
-        kind: {row for row in archive_checks.query(archive, kind, f"SELECT {cols} FROM t") if row[:2] in archived}
+        kind: {row for row in newest.query(kind, f"SELECT {cols} FROM t") if row[:2] in archived}
         for kind, cols in keys.items()
     }
 
@@ -117,13 +171,11 @@ def _case(kills: list[tuple[str, str]]) -> Any:
 def test_export_killed_then_rerun_archives_every_run_once(
     kills: list[tuple[str, str]],
     children: list[killable.Child],
-    store: RunStore,
     clock: FakeClock,
     dsn: str,
     archive: str,
     db: Any,
 ) -> None:
-    _prepare(store, clock, dsn, archive)
     _kill(kills, children, dsn, archive, clock, db)
 
     export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock, wait=WAIT)
@@ -138,13 +190,11 @@ def test_export_killed_then_rerun_archives_every_run_once(
 def test_compaction_killed_then_rerun_keeps_the_newest_rows(
     kills: list[tuple[str, str]],
     children: list[killable.Child],
-    store: RunStore,
     clock: FakeClock,
     dsn: str,
     archive: str,
     db: Any,
 ) -> None:
-    _prepare(store, clock, dsn, archive)
     export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock)
     before = _newest_rows(archive, db)
     assert max(Counter(f.split("/")[0] for f in archive_checks.data_files(archive)).values()) > 1
@@ -162,10 +212,9 @@ def test_compaction_killed_then_rerun_keeps_the_newest_rows(
 
 
 def test_prune_killed_between_batches_keeps_every_deleted_run_archived(
-    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
+    clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path, spares: killable.Spares
 ) -> None:
-    child = killable.Child("prune_batch:1", tmp_path)
-    _prepare(store, clock, dsn, archive)
+    child = spares.take("prune_batch:1", tmp_path)
     export_completed_runs(dsn, archive, batch_size=BATCH, clock=clock)
     completed = archive_checks.run_ids(db, "status <> 'Running'")
 
