@@ -23,13 +23,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import duckdb
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from olap import file_cache
 from olap.file_cache import FileCache
+from sync import search_index
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import ArchiveTable, DataFile
 from sync.integrity import FileCheck
+from sync.search_index import Index
 from sync.v1_archive import require_upgraded
 
 _DAY = timedelta(days=1)
@@ -89,6 +92,8 @@ class ArchiveReader:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: FileCache | None = None
     _upgraded: bool = False
+    # Opened (memory-mapped) search indexes of local data files, by path and size.
+    _indexes: dict[tuple[str, int], Index] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._cache = file_cache.from_env(self.location)
@@ -111,7 +116,12 @@ class ArchiveReader:
                 table.refresh()
             elif version is not None and version != table.version:
                 table = self._table = ArchiveTable.open(self.location, version)
-            return Manifest(table.version, tuple(table.files()))
+            files = tuple(table.files())
+            # Indexes of files that left the table are closed (one reader follows one table).
+            listed = {(f.path, f.size) for f in files}
+            for key in [k for k in self._indexes if k not in listed]:
+                del self._indexes[key]
+            return Manifest(table.version, files)
 
     @property
     def table_id(self) -> str | None:
@@ -139,6 +149,40 @@ class ArchiveReader:
             return self.location
         self._cache.fetch(files)
         return self._cache.location
+
+    def search(self, files: Sequence[DataFile], term: bytes) -> tuple[list[tuple[DataFile, pa.Table]], list[DataFile]]:
+        """Runs of ``files`` whose lower-cased document holds ``term`` (lower-cased), from the files' indexes.
+
+        Returns the hits of each file answered by its index (``search_index.KEY_COLUMNS``)
+        and the files that must be scanned instead: no valid index, or too many candidates.
+        """
+        masks = search_index.term_masks(term)
+        if masks is None or not files:
+            return [], list(files)
+        self.check(files)
+        answered: list[tuple[DataFile, pa.Table]] = []
+        scanned: list[DataFile] = []
+        for file in files:
+            index = self._index(file)
+            hits = None if index is None else index.search(term, masks)
+            if hits is None:
+                scanned.append(file)
+            else:
+                answered.append((file, hits))
+        return answered, scanned
+
+    def _index(self, file: DataFile) -> Index | None:
+        if not self.location.is_local:
+            # Remote indexes are read whole per search: keeping them would hold the archive's documents in memory.
+            return search_index.open_index(self.location, file)
+        with self._lock:
+            index = self._indexes.get((file.path, file.size))
+        if index is None:
+            index = search_index.open_index(self.location, file)
+            if index is not None:
+                with self._lock:
+                    self._indexes[(file.path, file.size)] = index
+        return index
 
     def scan(self, cur: Registrar, files: Sequence[DataFile], *, arrow: bool = False) -> str:
         """A relation over exactly ``files`` (at least one), usable in ``cur``'s SQL.

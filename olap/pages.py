@@ -119,11 +119,20 @@ def _search_page(
 
 
 def _document_hits(call: Call, scope: RunScope, where: str, params: dict[str, Any]) -> None:
-    """Temp table ``hits`` from the runs' search documents (one lower-cased column, written by the export)."""
+    """Temp table ``hits`` from the runs' search documents (one lower-cased column, written by the export).
+
+    Files with a search index are answered by it (``sync.search_index``: the same
+    substring test over the same bytes); the others are scanned.
+    """
     assert scope.search is not None
     row = call.run("SELECT lower($term)", {"term": scope.search.text}).fetchone()
-    params = {**params, "term": str(row[0]) if row else ""}
-    parts = call.archive_parts("runs", _KEYS, f"{where} AND contains(a.search_doc, $term)", scope.since, scope.until)
+    term = str(row[0]) if row else ""
+    params = {**params, "term": term}
+    indexed, scanned = call.indexed_hits(call.manifest.select(scope.since, scope.until), term.encode())
+    parts = call.archive_parts_of("runs", scanned, _KEYS, f"{where} AND contains(a.search_doc, $term)")
+    if indexed is not None:
+        call.register("index_hits", indexed)
+        parts.append(unified.hits_part("index_hits", _KEYS, where))
     call.run(f"CREATE OR REPLACE TEMP TABLE hits AS {unified.union(parts, unified.project('runs', _KEYS))}", params)
 
 

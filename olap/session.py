@@ -17,7 +17,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -90,6 +90,29 @@ class Call:
         if self.reader is None or not files:
             return []
         return unified.archive_parts(self.reader, self.cur, kind, files, self.shadowed, fields, where)
+
+    def indexed_hits(self, files: list[DataFile], term: bytes) -> tuple[pa.Table | None, list[DataFile]]:
+        """Archive runs of ``files`` holding ``term`` found by the search indexes, and the files to scan.
+
+        The hits carry ``search_index.KEY_COLUMNS`` and ``shadowed`` (their day holds live runs).
+        """
+        if self.reader is None or not files:
+            return None, list(files)
+        answered, scanned = self.reader.search(files, term)
+        if not answered:
+            return None, scanned
+        tables = [
+            hits.append_column("shadowed", pa.array([file.started_date in self.shadowed] * hits.num_rows, pa.bool_()))
+            for file, hits in answered
+        ]
+        return pa.concat_tables(tables), scanned
+
+    def register(self, name: str, table: pa.Table) -> None:
+        """Make ``table`` readable as ``name`` in this call's queries."""
+        # DuckDB registers only on a cursor without an open result; the open one was read already.
+        with suppress(duckdb.Error):
+            self.cur.fetchall()
+        self.cur.register(name, table)
 
     def relation(self, kind: str, files: list[DataFile], where: str = "TRUE") -> str:
         """All archive rows of ``kind`` in ``files`` (raw rows filtered by ``where``, alias ``r``)."""

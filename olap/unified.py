@@ -88,3 +88,16 @@ def union(parts: Sequence[str], empty: str) -> str:
 def project(empty_kind: str, fields: str) -> str:
     """The typed empty relation of a kind narrowed to ``fields``."""
     return f"SELECT {fields} FROM ({EMPTY[empty_kind]})"
+
+
+def hits_part(name: str, fields: str, where: str = "TRUE") -> str:
+    """A SELECT over search index hits registered as ``name`` (``Call.indexed_hits``), alias ``a``.
+
+    The hits carry the run fields a scope may filter on, typed here like ``archive_parts``
+    rows, and whether their day holds live runs (then live wins, as in ``archive_parts``).
+    """
+    typed = (
+        "SELECT CAST(id AS UUID) AS id, CAST(flow_id AS UUID) AS flow_id, status, started_at,"
+        f" CAST(source_run_id AS UUID) AS source_run_id, revision, shadowed FROM {name}"
+    )
+    return f"SELECT {fields} FROM ({typed}) a WHERE ({where}) AND (NOT a.shadowed OR {_VISIBLE.format(id='id')})"

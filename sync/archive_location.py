@@ -3,7 +3,8 @@
 Writer and readers both start here. An archive is a local directory or an object
 store URI (``s3://bucket/prefix``); it is always handled as a URI string, never as
 a ``Path``, so ``s3://b/p`` stays what it is. The Delta table lives at
-``<archive>/runs`` (``docs/archive.md``). Storage options are delta-rs's
+``<archive>/runs`` (``docs/archive.md``), the search index of each of its data
+files under ``<archive>/runs/_search``. Storage options are delta-rs's
 (``object_store``) keys; given as an argument they are used as they are, else they
 are read from ``FLOWRUN_S3_*`` and the standard ``AWS_*`` variables, and the same
 settings build the pyarrow filesystem readers use for remote files, so writer and
@@ -23,6 +24,9 @@ import pyarrow.fs as pafs
 from oltp.errors import InvalidArgument
 
 TABLE = "runs"
+# Search indexes, one per data file (``sync.search_index``): a directory of the table
+# whose name starts with "_", which Delta readers and delta-rs's vacuum leave alone.
+SEARCH_DIR = "_search"
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
 # Our advisory lock in PostgreSQL keeps writers one at a time, so delta-rs needs no
 # locking provider (DynamoDB) for S3: renames it does cannot race another writer of ours.
@@ -68,6 +72,10 @@ class ArchiveLocation:
     def file_uri(self, relative: str) -> str:
         """The full location of a data file named relative to the table (as the Delta log names it)."""
         return f"{self.table_uri}/{relative}"
+
+    def search_index_path(self, relative: str) -> str:
+        """The search index of a data file, relative to the table like the data file's own path."""
+        return f"{SEARCH_DIR}/{relative}.arrow"
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """A pyarrow filesystem for the data files and the table's path on it."""

@@ -11,7 +11,9 @@ files the rewrite wrote. A checkpoint follows, so readers load the log from one 
 Files the rewrite removed stay on storage: a reader still on an older version
 keeps reading them. ``vacuum`` deletes them only once they have been out of the
 table for the retention window (``vacuum_after``, default 6 hours); their hashes
-go with them.
+go with them. The search index of every file optimize wrote (or that an export left
+without one) is written before the checkpoint, and the index of every file vacuum
+deletes goes with it (``sync.search_index``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import NamedTuple
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
-from sync import bookkeeping, crash_points, file_hashes
+from sync import bookkeeping, crash_points, file_hashes, search_index
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock, check_wait
@@ -108,9 +110,12 @@ def compact(
             with conn.transaction():
                 bookkeeping.record_version(conn, table.version, checked_now(now_of))
                 file_hashes.record(conn, hashes, file_hashes.WRITE, checked_now(now_of))
+        # The files optimize wrote, and any an export killed before writing them left without one.
+        search_index.write_missing(location, table.files())
         table.checkpoint()
         crash_points.reached("compact_checkpointed")
         vacuumed = table.vacuum(vacuum_after)
+        search_index.remove(location, vacuumed)
         crash_points.reached("compact_vacuumed")
         with conn.transaction():
             file_hashes.forget(conn, vacuumed)

@@ -17,7 +17,9 @@ still queued). A crash between 2 and 3 leaves a Delta commit PostgreSQL has not
 recorded; the next job sees ``n`` as the table's transaction version for the store
 and runs 3 from the filed rows, without writing the batch again. Readers with a DSN
 read the version PostgreSQL recorded, so they never see a batch before its outbox
-rows are gone.
+rows are gone. After both commits the job writes the search index of each file the
+commit added (``sync.search_index``); a file left without one is scanned by searches
+until the next compaction indexes it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import pyarrow.compute as pc
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
-from sync import bookkeeping, crash_points, file_hashes, snapshot
+from sync import bookkeeping, crash_points, file_hashes, search_index, snapshot
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock, check_wait
@@ -188,6 +190,12 @@ class _Job:
             file_hashes.record(conn, hashes, file_hashes.WRITE, now)
             crash_points.reached("before_commit")
         crash_points.reached("after_commit")
+        # After both commits: a job killed before (or while) writing them leaves files without
+        # an index, which searches scan and the next compaction indexes.
+        added = {h.path for h in hashes}
+        for file in table.files():
+            if file.path in added:
+                search_index.write(table.location, file)
         # Runs an earlier batch of this call wrote already are not new to the caller.
         repeats = int(pc.sum(pc.greater_equal(earlier.column("batch"), self.first_batch)).as_py() or 0)
         return batch.runs.num_rows - repeats, batch.steps.num_rows, batch.attempts.num_rows, commits

@@ -1,0 +1,116 @@
+"""The search index beside each data file gives exactly the answers of a scan.
+
+One small archive written by the real export (several files per day, live runs
+shadowing some days), searched for many terms: substrings of real documents in
+both cases, run ids, the field separator, unicode, ``%``, ``_`` and ``\\``, terms
+too short for trigrams, terms found nowhere, with and without status and flow
+filters. The answers with every index present must equal those with the indexes
+deleted, stale (a compaction's files without theirs), replaced by another file's
+or truncated. Compaction indexes the files it writes and vacuum takes the indexes
+of the files it deletes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+import sync
+from olap import RunAnalytics
+from olap.archive import ArchiveReader
+from oltp.store import RunStore
+from sync.archive_location import SEARCH_DIR, ArchiveLocation
+from sync.archive_table import ArchiveTable
+from tests.conftest import FakeClock
+from tests.olap.workload import expected_page, play
+
+
+def _terms(root: str, model_ids: list[uuid.UUID]) -> list[str]:
+    rng = random.Random(7)
+    docs: list[str] = []
+    for file in ArchiveTable.open(ArchiveLocation.resolve(root)).files():
+        docs += pq.read_table(os.path.join(root, "runs", file.path), columns=["search_doc"]).column(0).to_pylist()
+    terms = ["billing", "BILLING", "ärger", "ÄRGER", "öl", "%", "_", "\\", "100%", "t_a", "\x1f", "fetch\x1fhttp"]
+    terms += ["ab", "5", "zzzq", "upstream", "timeout after", "user_id'", "{\"rows\": 1", "job-", "http 503 from"]
+    for _ in range(30):
+        doc = rng.choice(docs)
+        start = rng.randrange(len(doc))
+        term = doc[start : start + rng.randint(1, 14)]
+        terms.append(term.upper() if rng.random() < 0.3 else term)
+    for rid in rng.sample(model_ids, 3):
+        text = str(rid)
+        terms += [text, text[3:17].upper()]
+    return terms
+
+
+def _answers(dsn: str, root: str, terms: list[str], flow_id: uuid.UUID) -> list[Any]:
+    answers: list[Any] = []
+    with RunAnalytics(dsn, root) as reader:
+        for term in terms:
+            page = reader.get_runs_page(search=term, take=4)
+            answers.append((term, [r.id for r in page.runs], page.total_count))
+        for term in terms[:: max(1, len(terms) // 8)]:
+            answers.append(reader.get_runs_page(search=term, status="Failed", take=3))
+            answers.append(reader.get_runs_page(flow_id=flow_id, search=term, skip=1, take=3))
+    return answers
+
+
+def _index_files(root: str) -> set[str]:
+    base = Path(root, "runs", SEARCH_DIR)
+    return {str(p.relative_to(base))[: -len(".arrow")] for p in base.rglob("*.arrow")}
+
+
+def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
+    store = RunStore(dsn, clock=clock)
+    model = play(store, clock, runs=160)
+    root = str(tmp_path / "archive")
+    sync.export_completed_runs(dsn, root, batch_size=30, clock=clock)
+    # Most runs leave PostgreSQL; the ones still Running stay live and shadow their days.
+    sync.prune(dsn, timedelta(0), now=clock.now + timedelta(seconds=1))
+    location = ArchiveLocation.resolve(root)
+    files = ArchiveTable.open(location).files()
+    assert len(files) > len({f.started_date for f in files})  # several files a day
+    assert _index_files(root) == {f.path for f in files}  # the export indexed every file it wrote
+
+    runs = list(model.runs.values())
+    terms = _terms(root, [r.id for r in runs])
+    flow_id = runs[0].flow_id
+    indexed = _answers(dsn, root, terms, flow_id)
+    for term, ids, total in indexed[:30]:
+        expected, count = expected_page(runs, search=term, take=4)
+        assert (ids, total) == ([r.id for r in expected], count), term
+    # A rare term is answered by the indexes alone, no file scanned.
+    answered, scanned = ArchiveReader(location).search(files, str(runs[3].id)[:13].encode())
+    assert scanned == [] and sum(hits.num_rows for _, hits in answered) == 1
+
+    hidden = tmp_path / "hidden"
+    shutil.move(os.path.join(root, "runs", SEARCH_DIR), hidden)
+    assert _answers(dsn, root, terms, flow_id) == indexed  # every file scanned
+    shutil.move(hidden, os.path.join(root, "runs", SEARCH_DIR))
+
+    # Another file's index, and a truncated one, are not used.
+    first, second = (os.path.join(root, "runs", location.search_index_path(f.path)) for f in files[:2])
+    shutil.copy(first, second)
+    with open(first, "r+b") as handle:
+        handle.truncate(os.path.getsize(first) // 2)
+    assert ArchiveReader(location).search(files[:2], b"zzzq") == ([], files[:2])
+    assert _answers(dsn, root, terms, flow_id) == indexed
+
+    # Compaction indexes what it writes (and the two files above), vacuum drops the old indexes.
+    report = sync.compact(dsn, root, clock=clock, vacuum_after=timedelta(0))
+    assert report.files_vacuumed > 0
+    compacted = ArchiveTable.open(location).files()
+    assert _index_files(root) == {f.path for f in compacted}
+    assert _answers(dsn, root, terms, flow_id) == indexed
+    # Stale: the files of a compaction without their indexes.
+    for file in compacted[::2]:
+        os.remove(os.path.join(root, "runs", location.search_index_path(file.path)))
+    assert _answers(dsn, root, terms, flow_id) == indexed
+    store.close()
