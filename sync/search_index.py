@@ -68,15 +68,18 @@ def signatures(docs: pa.Array | pa.ChunkedArray) -> Words:
         return np.zeros((WORDS, n), dtype=np.uint64)
     data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
     bits = _trigram_bits(data)
-    rows = np.repeat(np.arange(n, dtype=np.int64) * BITS, np.diff(offsets))[: len(bits)]
-    rows += bits
+    # 32-bit positions halve the memory traffic of the scatter below (files of up to 8M runs).
+    position = np.dtype(np.uint32) if n * BITS < 2**32 else np.dtype(np.int64)
+    starts = np.arange(0, n * BITS, BITS, dtype=position)
+    rows: npt.NDArray[Any] = np.repeat(starts, np.diff(offsets))[: len(bits)]
+    rows += bits.astype(position, copy=False)
     flags = np.zeros(n * BITS, dtype=bool)
     flags[rows] = True
     packed = np.packbits(flags.reshape(n, BITS), axis=1, bitorder="little")
     return np.ascontiguousarray(packed.view("<u8").T)
 
 
-def _trigram_bits(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+def _trigram_bits(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
     """The signature bit of the trigram starting at each position (but the last two)."""
     wide = data.astype(np.uint32)
     grams = wide[:-2] << np.uint32(16)
@@ -84,7 +87,7 @@ def _trigram_bits(data: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     grams |= wide[2:]
     grams *= _MULTIPLIER
     grams >>= _SHIFT
-    return grams.astype(np.int64)
+    return grams
 
 
 def term_masks(term: bytes) -> list[tuple[int, int]] | None:
@@ -93,7 +96,7 @@ def term_masks(term: bytes) -> list[tuple[int, int]] | None:
         return None
     bits = _trigram_bits(np.frombuffer(term, dtype=np.uint8))
     masks: dict[int, int] = {}
-    for bit in set(bits.tolist()):
+    for bit in set(int(b) for b in bits.tolist()):
         masks[bit // 64] = masks.get(bit // 64, 0) | (1 << (bit % 64))
     # Most bits first: the first pass over a whole word should leave the fewest candidates.
     return sorted(masks.items(), key=lambda item: -bin(item[1]).count("1"))

@@ -38,7 +38,7 @@ def _terms(root: str, model_ids: list[uuid.UUID]) -> list[str]:
     for file in ArchiveTable.open(ArchiveLocation.resolve(root)).files():
         docs += pq.read_table(os.path.join(root, "runs", file.path), columns=["search_doc"]).column(0).to_pylist()
     terms = ["billing", "BILLING", "ärger", "ÄRGER", "öl", "%", "_", "\\", "100%", "t_a", "\x1f", "fetch\x1fhttp"]
-    terms += ["ab", "5", "zzzq", "upstream", "timeout after", "user_id'", "{\"rows\": 1", "job-", "http 503 from"]
+    terms += ["ab", "5", "zzzq", "upstream", "timeout after", "user_id'", '{"rows": 1', "job-", "http 503 from"]
     for _ in range(30):
         doc = rng.choice(docs)
         start = rng.randrange(len(doc))
@@ -50,8 +50,9 @@ def _terms(root: str, model_ids: list[uuid.UUID]) -> list[str]:
     return terms
 
 
-def _answers(dsn: str, root: str, terms: list[str], flow_id: uuid.UUID) -> list[Any]:
+def _answers(dsn: str, root: str, terms: list[str], flow_id: uuid.UUID, every: int = 1) -> list[Any]:
     answers: list[Any] = []
+    terms = terms[::every]
     with RunAnalytics(dsn, root) as reader:
         for term in terms:
             page = reader.get_runs_page(search=term, take=4)
@@ -69,7 +70,7 @@ def _index_files(root: str) -> set[str]:
 
 def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
     store = RunStore(dsn, clock=clock)
-    model = play(store, clock, runs=160)
+    model = play(store, clock, runs=120)
     root = str(tmp_path / "archive")
     sync.export_completed_runs(dsn, root, batch_size=30, clock=clock)
     # Most runs leave PostgreSQL; the ones still Running stay live and shadow their days.
@@ -94,6 +95,7 @@ def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, t
     shutil.move(os.path.join(root, "runs", SEARCH_DIR), hidden)
     assert _answers(dsn, root, terms, flow_id) == indexed  # every file scanned
     shutil.move(hidden, os.path.join(root, "runs", SEARCH_DIR))
+    sample = _answers(dsn, root, terms, flow_id, 3)  # the other states ask every third question
 
     # Another file's index, and a truncated one, are not used.
     first, second = (os.path.join(root, "runs", location.search_index_path(f.path)) for f in files[:2])
@@ -101,16 +103,16 @@ def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, t
     with open(first, "r+b") as handle:
         handle.truncate(os.path.getsize(first) // 2)
     assert ArchiveReader(location).search(files[:2], b"zzzq") == ([], files[:2])
-    assert _answers(dsn, root, terms, flow_id) == indexed
+    assert _answers(dsn, root, terms, flow_id, 3) == sample
 
-    # Compaction indexes what it writes (and the two files above), vacuum drops the old indexes.
+    # Compaction indexes the files it writes; vacuum takes the indexes of those it deletes.
     report = sync.compact(dsn, root, clock=clock, vacuum_after=timedelta(0))
     assert report.files_vacuumed > 0
     compacted = ArchiveTable.open(location).files()
     assert _index_files(root) == {f.path for f in compacted}
-    assert _answers(dsn, root, terms, flow_id) == indexed
+    assert _answers(dsn, root, terms, flow_id, 3) == sample
     # Stale: the files of a compaction without their indexes.
     for file in compacted[::2]:
         os.remove(os.path.join(root, "runs", location.search_index_path(file.path)))
-    assert _answers(dsn, root, terms, flow_id) == indexed
+    assert _answers(dsn, root, terms, flow_id, 3) == sample
     store.close()
