@@ -44,8 +44,10 @@ _MULTIPLIER = np.uint32(2654435761)  # Knuth's multiplicative hash
 # also filter on, and its document.
 KEY_COLUMNS = ("id", "revision", "started_at", "flow_id", "status", "source_run_id")
 DOC = "search_doc"
-# A file where more than this share of runs are candidates is cheaper to scan whole.
+# A file where more than this share of runs are candidates is cheaper to scan whole
+# (checking a document costs a few times a scan's per-run cost); below the floor, never.
 DENSE = 0.2
+_DENSE_FLOOR = 4096
 
 Words = npt.NDArray[np.uint64]
 
@@ -183,7 +185,7 @@ class Index:
                 candidates = np.flatnonzero((column & value) == value)
             else:
                 candidates = candidates[(column[candidates] & value) == value]
-            if len(candidates) > DENSE * self.rows:
+            if len(candidates) > max(DENSE * self.rows, _DENSE_FLOOR):
                 return None
         assert candidates is not None
         starts = (self._offsets[candidates] + self._doc_start).tolist()
