@@ -27,6 +27,7 @@ from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
 from sync.durations import retention
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.prune import prune
+from sync.upgrade import UpgradeReport, upgrade_archive
 
 
 class AsyncFlowRunStore(AsyncRunStore):
@@ -154,4 +155,17 @@ class AsyncFlowRunStore(AsyncRunStore):
             clock=self._clock,
             wait=wait,
             max_rows_per_file=max_rows_per_file,
+        )
+
+    async def upgrade_archive(self, batch_size: int = DEFAULT_BATCH_SIZE, *, wait: float = 0.0) -> UpgradeReport:
+        """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
+        return await asyncio.to_thread(
+            upgrade_archive,
+            self.dsn,
+            self.settings.archive,
+            batch_size,
+            schema=self.schema,
+            clock=self._clock,
+            wait=wait,
+            storage_options=self.settings.storage_options,
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import shutil
 import subprocess
@@ -27,14 +28,16 @@ import duckdb
 import psycopg
 import psycopg.conninfo
 import psycopg.sql
+import pyarrow.fs as pafs
 import pytest
 
-from flowrun import ArchiveCorrupt, ArchiveUpgradeRequired, FlowRunStore
+from flowrun import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired, FlowRunStore
 from olap.analytics import RunAnalytics
 from oltp.records import FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
 from sync import compact, export_completed_runs, prune, upgrade_archive
 from tests.conftest import TEMPLATE, FakeClock, PgServer
+from tests.fixtures.s3_server import S3Server
 from tests.flowrun.conftest import FLOWRUN, clean_env
 from tests.sync import archive_checks, v1_writer
 from tests.sync.killable import Child
@@ -315,6 +318,16 @@ def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(world: V1W
 
 
 def test_runs_whose_v1_run_files_a_vacuum_took_are_reported_lost(world: V1World) -> None:
+    # A marker naming another database (an archive of another store) is refused first, changing nothing.
+    marker = world.archive / "_flowrun_archive.json"
+    ours = marker.read_text()
+    marker.write_text(json.dumps({**json.loads(ours), "database_oid": 1}))
+    files = _tree(world.archive)
+    with pytest.raises(ArchiveConflict, match="belongs to database"):
+        upgrade_archive(world.dsn, world.archive, clock=world.clock)
+    assert _tree(world.archive) == files and _bookkeeping(world.dsn)[2] == 0  # no archive_state either
+    marker.write_text(ours)
+
     # What a compaction by a version without the refusal did: the v1 run files of a date are gone.
     first = min(p.parent.name for p in world.archive.glob("runs/started_date=*/*.parquet"))
     gone = list(world.archive.glob(f"runs/{first}/*.parquet"))
@@ -325,3 +338,25 @@ def test_runs_whose_v1_run_files_a_vacuum_took_are_reported_lost(world: V1World)
     report = upgrade_archive(world.dsn, world.archive, clock=world.clock)
     assert taken > 0 and (report.runs, report.lost) == (18 - taken, taken)
     assert list((world.archive / "_v1" / "steps").glob(f"{first}/*.parquet"))  # their steps are kept
+
+
+def test_upgrade_on_object_storage(world: V1World, s3_server: S3Server, s3_prefix: str) -> None:
+    options = s3_server.storage_options()
+    fs = s3_server.filesystem()
+    pafs.copy_files(str(world.archive), s3_prefix.removeprefix("s3://"), destination_filesystem=fs)
+    with RunAnalytics(world.dsn, s3_prefix, storage_options=options) as reader, pytest.raises(ArchiveUpgradeRequired):
+        reader.get_statistics()
+    with pytest.raises(ArchiveUpgradeRequired):
+        export_completed_runs(world.dsn, s3_prefix, clock=world.clock, storage_options=options)
+    report = upgrade_archive(world.dsn, s3_prefix, clock=world.clock, storage_options=options)
+    assert (report.runs, report.skipped, report.lost, report.files) == (18, 4, 0, world.v1_files)
+    listed = fs.get_file_info(pafs.FileSelector(s3_prefix.removeprefix("s3://"), recursive=True))
+    left = [i.path for i in listed if i.type == pafs.FileType.File and "/_v1/" not in i.path]
+    assert left and all("/runs/" in path and not v1_writer.is_v1_file(path.split("/", 2)[2]) for path in left)
+    with FlowRunStore.open(
+        dsn=world.dsn, archive=s3_prefix, clock=world.clock, migrate=False, storage_options=options
+    ) as store:
+        # The full battery runs on the local archive; here the answers that read every archived run.
+        assert store.get_runs_page(take=1000) == world.truth["page"]
+        assert store.get_statistics() == world.truth["statistics"]
+        assert store.get_run_detail(world.ids[0]) == world.truth["details"][world.ids[0]]
