@@ -119,8 +119,8 @@ def spawn() -> subprocess.Popen[str]:
 class Spares:
     """Job processes started ahead: taking one costs no interpreter start-up or imports."""
 
-    def __init__(self) -> None:
-        self._ready: list[subprocess.Popen[str]] = []
+    def __init__(self, ahead: int = 0) -> None:
+        self._ready: list[subprocess.Popen[str]] = [spawn() for _ in range(ahead)]
 
     def take(self, stage: str | None, tmp: Path) -> Child:
         """A child for ``stage`` on a process started earlier; another starts in its place."""

@@ -40,7 +40,7 @@ from tests.conftest import TEMPLATE, FakeClock, PgServer
 from tests.fixtures.s3_server import S3Server
 from tests.flowrun.conftest import FLOWRUN, clean_env
 from tests.sync import archive_checks, v1_writer
-from tests.sync.killable import Child
+from tests.sync.killable import Spares
 from tests.sync.workload import FLOWS, play, reopen_and_complete
 
 STATUSES = ["Running", "Succeeded", "Failed", "Cancelled", "TimedOut", "Skipped"]
@@ -129,7 +129,15 @@ def _dup_batch(archive: Path, stem: str, clock: FakeClock) -> None:
 
 
 @pytest.fixture(scope="module")
-def v1_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[V1World]:
+def spares() -> Iterator[Spares]:
+    """Job processes for the kill test, started while the v1 world is built."""
+    ready = Spares(ahead=1)
+    yield ready
+    ready.close()
+
+
+@pytest.fixture(scope="module")
+def v1_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory, spares: Spares) -> Iterator[V1World]:
     """The v1 world built once, in a database each test clones (with a copy of the archive)."""
     name = f"flowrun_v1_{uuid.uuid4().hex[:12]}"
     _admin(pg_server, "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, TEMPLATE)
@@ -281,7 +289,9 @@ def test_jobs_and_readers_refuse_a_v1_archive_and_change_nothing(world: V1World)
     assert_same(store_answers(world), world.truth)
 
 
-def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(world: V1World, tmp_path: Path) -> None:
+def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(
+    spares: Spares, world: V1World, tmp_path: Path
+) -> None:
     # An unreadable v1 file stops the upgrade with ArchiveCorrupt naming its partition, before anything moves.
     damaged = min(world.archive.glob("attempts/started_date=*/*.parquet"))
     good = damaged.read_bytes()
@@ -293,20 +303,14 @@ def test_upgrade_killed_anywhere_finishes_exactly_once_when_run_again(world: V1W
 
     now = world.clock().isoformat()
     stages = ["delta_committed:2", "pending_written:2", "upgrade_file_moved:3"]
-    children = [Child(stages[0], tmp_path)]
-    try:
-        for n, stage in enumerate(stages):
-            children[n].run("upgrade", world.dsn, str(world.archive), now, 5)
-            if n + 1 < len(stages):
-                children.append(Child(stages[n + 1], tmp_path))  # imports the library while this one works
-            children[n].kill_when_paused()
-            with RunAnalytics(world.dsn, world.archive) as reader, pytest.raises(ArchiveUpgradeRequired):
-                reader.get_statistics()  # the marker goes last: readers refuse until the upgrade is done
-            runs = archive_checks.query(str(world.archive), "runs", "SELECT count(*), count(DISTINCT id) FROM t")
-            assert not runs or runs[0][0] == runs[0][1], stage
-    finally:
-        for child in children:
-            child.discard()
+    for stage in stages:
+        child = spares.take(stage, tmp_path)  # a process that imported the library ahead
+        child.run("upgrade", world.dsn, str(world.archive), now, 5)
+        child.kill_when_paused()
+        with RunAnalytics(world.dsn, world.archive) as reader, pytest.raises(ArchiveUpgradeRequired):
+            reader.get_statistics()  # the marker goes last: readers refuse until the upgrade is done
+        runs = archive_checks.query(str(world.archive), "runs", "SELECT count(*), count(DISTINCT id) FROM t")
+        assert not runs or runs[0][0] == runs[0][1], stage
     report = upgrade_archive(world.dsn, world.archive, clock=world.clock)
     assert report.runs == 0 and report.retired_to  # every run was in the table already; the files are moved
     assert_same(store_answers(world), world.truth)
