@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,8 @@ from sync.search_index import Index
 from sync.v1_archive import require_upgraded
 
 _DAY = timedelta(days=1)
+# Seconds before a file found without a search index is looked at again.
+_RECHECK_MISSING = 60.0
 _names = itertools.count()
 
 # A run's own fields with the live side's types; alias ``r`` is the raw archive row.
@@ -94,6 +97,8 @@ class ArchiveReader:
     _upgraded: bool = False
     # Opened (memory-mapped) search indexes of local data files, by path and size.
     _indexes: dict[tuple[str, int], Index] = field(default_factory=dict)
+    # Files found without a usable index, and when (asked again after a while: compaction may add it).
+    _no_index: dict[tuple[str, int], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._cache = file_cache.from_env(self.location)
@@ -121,6 +126,8 @@ class ArchiveReader:
             listed = {(f.path, f.size) for f in files}
             for key in [k for k in self._indexes if k not in listed]:
                 del self._indexes[key]
+            for key in [k for k in self._no_index if k not in listed]:
+                del self._no_index[key]
             return Manifest(table.version, files)
 
     @property
@@ -172,16 +179,27 @@ class ArchiveReader:
         return answered, scanned
 
     def _index(self, file: DataFile) -> Index | None:
-        if not self.location.is_local:
-            # Remote indexes are read whole per search: keeping them would hold the archive's documents in memory.
-            return search_index.open_index(self.location, file)
+        """``file``'s search index, memory-mapped from local disk (the cache's copy for a remote archive)."""
+        key = (file.path, file.size)
         with self._lock:
-            index = self._indexes.get((file.path, file.size))
-        if index is None:
+            index = self._indexes.get(key)
+            missed = self._no_index.get(key)
+        if index is not None:
+            return index
+        if missed is not None and time.monotonic() - missed < _RECHECK_MISSING:
+            return None
+        if self.location.is_local:
             index = search_index.open_index(self.location, file)
+        elif self._cache is None:
+            # Read whole for this search: kept, they would hold the archive's documents in memory.
+            return search_index.open_index(self.location, file)
+        elif self._cache.fetch_search_index(file):
+            index = search_index.open_index(self._cache.location, file)
+        with self._lock:
             if index is not None:
-                with self._lock:
-                    self._indexes[(file.path, file.size)] = index
+                self._indexes[key] = index
+            elif not self.location.is_local:
+                self._no_index[key] = time.monotonic()  # a request per file and search is not free
         return index
 
     def scan(self, cur: Registrar, files: Sequence[DataFile], *, arrow: bool = False) -> str:

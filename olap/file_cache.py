@@ -3,7 +3,8 @@
 Delta data files never change once written (a new version adds new files), so a
 file named in the log can be kept on local disk and read from there for as long
 as the reader wants: a dashboard polling an S3 archive would otherwise fetch the
-same hundreds of megabytes for every call. The cache mirrors the table's layout
+same hundreds of megabytes for every call. The search index of each data file
+(``sync.search_index``) is kept the same way. The cache mirrors the table's layout
 under ``<cache dir>/<hash of the archive URI>/runs/…``, so it is itself a local
 ``ArchiveLocation`` that DuckDB reads with ``read_parquet`` and the size and footer
 checks treat like any other (``sync.integrity``).
@@ -102,6 +103,30 @@ class FileCache:
         if missing:
             self._evict(keep={self.path(f) for f in files})
 
+    def fetch_search_index(self, file: DataFile) -> bool:
+        """Make sure the local copy of ``file``'s search index is there; False when the remote has none.
+
+        Indexes are immutable like data files (named after theirs), so a copy stays good; one
+        that turns out to describe another file is simply not used (``sync.search_index``).
+        """
+        relative = self.remote.search_index_path(file.path)
+        target = self.dir / TABLE / relative
+        if not target.exists():
+            fs, base = self.remote.filesystem()
+            _private_dirs(target.parent)
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+            try:
+                with fs.open_input_stream(f"{base}/{relative}") as stream, open(tmp, "wb") as out:
+                    while chunk := stream.read(_CHUNK):
+                        out.write(chunk)
+                os.replace(tmp, target)
+            except FileNotFoundError:
+                return False
+            finally:
+                tmp.unlink(missing_ok=True)
+        os.utime(target)
+        return True
+
     def _present(self, file: DataFile) -> bool:
         try:
             return self.path(file).stat().st_size == file.size
@@ -131,7 +156,7 @@ class FileCache:
         """Delete least recently used copies until the cache is within its limit."""
         with self._lock:
             copies = []
-            for path in (self.dir / TABLE).rglob("*.parquet"):
+            for path in [*(self.dir / TABLE).rglob("*.parquet"), *(self.dir / TABLE).rglob("*.arrow")]:
                 try:
                     stat = path.stat()
                 except FileNotFoundError:

@@ -13,8 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 from olap import RunAnalytics
+from olap.archive import ArchiveReader
 from oltp.store import RunStore
 from sync import compact, export_completed_runs, prune, verify_archive
+from sync.archive_location import ArchiveLocation
+from sync.archive_table import ArchiveTable
 from tests.conftest import FakeClock
 from tests.fixtures.s3_server import S3Server
 from tests.sync import workload
@@ -59,4 +62,9 @@ def test_answers_are_identical_before_and_after_every_job_on_s3(
     with RunAnalytics(None, s3_prefix, clock=clock, storage_options=options) as files_only:
         assert _answers(files_only, clock) == before
         assert files_only.get_run_detail(ids[0]) == detail
+    # The searches above were answered by the files' search indexes, on S3 beside the data files.
+    location = ArchiveLocation.resolve(s3_prefix, options)
+    files = ArchiveTable.open(location).files()
+    answered, scanned = ArchiveReader(location).search(files, b"boom")
+    assert scanned == [] and len(answered) == len(files)
     union.close()
