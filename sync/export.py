@@ -192,10 +192,7 @@ class _Job:
         crash_points.reached("after_commit")
         # After both commits: a job killed before (or while) writing them leaves files without
         # an index, which searches scan and the next compaction indexes.
-        added = {h.path for h in hashes}
-        for file in table.files():
-            if file.path in added:
-                search_index.write(table.location, file)
+        search_index.write_added(table.location, table.files(), {h.path for h in hashes})
         # Runs an earlier batch of this call wrote already are not new to the caller.
         repeats = int(pc.sum(pc.greater_equal(earlier.column("batch"), self.first_batch)).as_py() or 0)
         return batch.runs.num_rows - repeats, batch.steps.num_rows, batch.attempts.num_rows, commits

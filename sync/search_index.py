@@ -23,7 +23,7 @@ import contextlib
 import mmap
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,13 @@ def write(location: ArchiveLocation, file: DataFile) -> None:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
     if temporary != target:
         fs.move(temporary, target)
+
+
+def write_added(location: ArchiveLocation, files: Iterable[DataFile], added: Collection[str]) -> None:
+    """Write the index of each of ``files`` whose path is in ``added`` (the files a commit added)."""
+    for file in files:
+        if file.path in added:
+            write(location, file)
 
 
 def write_missing(location: ArchiveLocation, files: Sequence[DataFile]) -> int:

@@ -11,11 +11,12 @@ the export's one row builder (``sync.archive_rows``: nesting, ids as text, searc
 document) and are committed with the export's protocol: runs filed in
 ``archive_pending``, ONE Delta commit with the app transaction ``(store_id, n)``,
 ONE PostgreSQL transaction recording batch and version, the hashes of the
-files written (``sync.file_hashes``) and moving ``archived_runs`` up. A
-``kill -9`` anywhere is finished by running the upgrade again: a committed batch
-is recorded from the table's transaction version (``sync.export.finish_pending``),
-an uncommitted one is read again. Only when
-every run is in the table are the v1 files moved to ``<archive>/_v1/`` (the
+files written (``sync.file_hashes``) and moving ``archived_runs`` up; then
+each new file gets its search index (``sync.search_index``). A ``kill -9``
+anywhere is finished by running the upgrade again: a committed batch is recorded
+from the table's transaction version (``sync.export.finish_pending``), an
+uncommitted one is read again, a missing index is written. Only when every run
+is in the table are the v1 files moved to ``<archive>/_v1/`` (the
 marker last), out of the reach of a vacuum; an upgrade finding nothing of v1
 says so and changes nothing. Runs whose v1 steps or attempts remain but whose
 run rows are nowhere (a vacuum of a table created over the v1 files, by a
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 
 from oltp.clock import Clock, checked_now, wall_clock
 from oltp.connection import DEFAULT_SCHEMA, schema_name
-from sync import bookkeeping, crash_points, file_hashes
+from sync import bookkeeping, crash_points, file_hashes, search_index
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock, check_wait
@@ -123,6 +124,8 @@ def upgrade_archive(
         finally:
             reader.close()
             rows.close()
+        if table.exists:
+            search_index.write_missing(location, table.files())
         if totals[3]:
             table.checkpoint()
         crash_points.reached("upgrade_converted")
@@ -209,6 +212,8 @@ def _commit(
         bookkeeping.record_batch(conn, number, table.version, table.table_id, now)
         file_hashes.record(conn, hashes, file_hashes.WRITE, now)
     crash_points.reached("after_commit")
+    # As the export does; a file a killed upgrade left without one is indexed at the end of the rerun.
+    search_index.write_added(table.location, table.files(), {h.path for h in hashes})
     return state._replace(batch=number, version=table.version, table_id=table.table_id)
 
 

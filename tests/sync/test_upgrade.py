@@ -35,7 +35,7 @@ from flowrun import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired, Flo
 from olap.analytics import RunAnalytics
 from oltp.records import FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
-from sync import compact, export_completed_runs, prune, upgrade_archive
+from sync import ArchiveLocation, compact, export_completed_runs, prune, upgrade_archive
 from tests.conftest import TEMPLATE, FakeClock, PgServer
 from tests.fixtures.s3_server import S3Server
 from tests.flowrun.conftest import FLOWRUN, clean_env
@@ -235,6 +235,10 @@ def test_upgrade_keeps_every_answer_and_the_runs_v1_had_pruned(world: V1World) -
         assert (again.runs, again.files, again.retired_to) == (0, 0, "")
     assert_same(store_answers(world), world.truth)
     assert sorted(p.name for p in world.archive.iterdir()) == ["_v1", "runs"]
+    location = ArchiveLocation.resolve(world.archive)
+    files = archive_checks.data_files(str(world.archive))
+    indexes = [world.archive / "runs" / location.search_index_path(path) for path in files]
+    assert indexes and all(path.is_file() for path in indexes)  # searches need not scan the converted runs
     assert sum(1 for p in (world.archive / "_v1").rglob("*") if p.is_file()) == world.v1_files
 
     assert export_completed_runs(world.dsn, world.archive, clock=world.clock).runs == 6
