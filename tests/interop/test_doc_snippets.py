@@ -14,6 +14,9 @@ import pytest
 from olap import RunAnalytics
 from tests.interop.conftest import Exported
 
+# One worker runs the interop tests: one JVM, one export of each archive.
+pytestmark = pytest.mark.xdist_group("interop")
+
 DOC = Path(__file__).resolve().parents[2] / "docs" / "archive.md"
 _SNIPPET = re.compile(r"```python\n# read with: (\w+)\n(.*?)```", re.DOTALL)
 

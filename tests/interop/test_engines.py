@@ -27,6 +27,9 @@ from olap import RunAnalytics
 from oltp.records import Granularity
 from tests.interop.conftest import Exported
 
+# One worker runs the interop tests: one JVM, one export of each archive.
+pytestmark = pytest.mark.xdist_group("interop")
+
 STATUSES = ("succeeded", "failed", "cancelled", "timed_out", "skipped", "running")
 
 

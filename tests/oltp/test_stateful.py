@@ -208,8 +208,9 @@ def test_postgres_store_matches_the_in_memory_store(dsn: str) -> None:
     try:
         run_state_machine_as_test(
             Lifecycle,
+            # Examples and seeding come from the loaded profile (tests/conftest.py): the suite replays the
+            # same 30 sequences every run; ``--hypothesis-profile=explore`` draws 300 new ones.
             settings=settings(
-                max_examples=80,
                 stateful_step_count=30,
                 deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -7,10 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 
 from flowrun import FlowRunRecord, FlowRunStore, Granularity, RunStatus, insights, jsonable
 from tests.flowrun.conftest import Seeded
 from tests.web.conftest import Served, served
+
+# The seeded dashboard is built once, on the worker that runs the tests reading it.
+pytestmark = pytest.mark.xdist_group("web-ui")
 
 
 def _runs_json(store: FlowRunStore, runs: list[FlowRunRecord]) -> list[dict[str, object]]:

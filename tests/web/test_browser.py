@@ -35,7 +35,11 @@ ARGS = [
 ]
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 
-pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed"),
+    # One browser and one seeded dashboard, on the worker that runs the tests reading it.
+    pytest.mark.xdist_group("web-ui"),
+]
 
 
 @pytest.fixture(scope="session")
