@@ -4,7 +4,8 @@
   attempt each) per run, built by DuckDB in the layout of docs/archive.md (one row per
   run, steps and attempts nested, search document) and appended to the Delta table a
   day per commit by ``deltalake`` with the exporter's writer settings; its version is
-  recorded in ``archive_state`` as an export would record it;
+  recorded in ``archive_state`` as an export would record it; each data file gets its
+  search index (``sync.search_index``), as the export writes them;
 * live: ``live`` runs of the last day in the store's tables (binary-safe CSV COPY), a
   tenth still Running; the completed ones are also archived (exported, not yet pruned),
   as in a steady state, plus a few hundred runs played through the real ``RunStore``;
@@ -30,7 +31,9 @@ from deltalake import DeltaTable, write_deltalake
 from psycopg import sql
 
 from oltp.store import RunStore
-from sync.archive_table import WRITER
+from sync import search_index
+from sync.archive_location import ArchiveLocation
+from sync.archive_table import WRITER, ArchiveTable
 from sync.arrow_schemas import RUNS
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
@@ -154,6 +157,18 @@ def write_archive(con: duckdb.DuckDBPyConnection, archive: Path, runs: int, days
     con.execute(_ATTEMPTS.format(table="arch_attempts", runs="arch_runs", steps=STEPS))
     for d in range(days):
         _write_day(con, archive, "arch", start + timedelta(days=d))
+
+
+def write_search_indexes(archive: Path) -> tuple[int, int, float]:
+    """Write the search index of every data file that has none, as the export and compaction do.
+
+    Returns (files indexed, runs in them, seconds).
+    """
+    location = ArchiveLocation.resolve(archive)
+    missing = [f for f in ArchiveTable.open(location).files() if not search_index.has_index(location, f)]
+    began = time.perf_counter()
+    search_index.write_missing(location, missing)
+    return len(missing), sum(f.rows for f in missing), time.perf_counter() - began
 
 
 def build_live(con: duckdb.DuckDBPyConnection, archive: Path, live: int) -> None:

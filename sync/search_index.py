@@ -141,6 +141,12 @@ def write_added(location: ArchiveLocation, files: Iterable[DataFile], added: Col
             write(location, file)
 
 
+def has_index(location: ArchiveLocation, file: DataFile) -> bool:
+    """True when an index file for ``file`` exists (valid or not)."""
+    fs, base = location.filesystem()
+    return bool(fs.get_file_info(f"{base}/{location.search_index_path(file.path)}").type == pafs.FileType.File)
+
+
 def write_missing(location: ArchiveLocation, files: Sequence[DataFile]) -> int:
     """Write the index of each of ``files`` that has none; how many were written."""
     if not files:
