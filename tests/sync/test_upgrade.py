@@ -27,7 +27,6 @@ from typing import Any, Protocol
 import duckdb
 import psycopg
 import psycopg.conninfo
-import psycopg.sql
 import pyarrow.fs as pafs
 import pytest
 
@@ -36,7 +35,7 @@ from olap.analytics import RunAnalytics
 from oltp.records import FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
 from oltp.store import RunStore
 from sync import ArchiveLocation, compact, export_completed_runs, prune, upgrade_archive
-from tests.conftest import TEMPLATE, FakeClock, PgServer
+from tests.conftest import FakeClock, PgServer, new_database
 from tests.fixtures.s3_server import S3Server
 from tests.flowrun.conftest import FLOWRUN, clean_env
 from tests.sync import archive_checks, v1_writer
@@ -139,32 +138,18 @@ def spares() -> Iterator[Spares]:
 @pytest.fixture(scope="module")
 def v1_template(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory, spares: Spares) -> Iterator[V1World]:
     """The v1 world built once, in a database each test clones (with a copy of the archive)."""
-    name = f"flowrun_v1_{uuid.uuid4().hex[:12]}"
-    _admin(pg_server, "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, TEMPLATE)
-    try:
-        yield _build(pg_server.dsn_for(name), tmp_path_factory.mktemp("v1") / "archive")
-    finally:
-        _admin(pg_server, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+    with new_database(pg_server, "flowrun_v1") as (_, dsn):
+        yield _build(dsn, tmp_path_factory.mktemp("v1") / "archive")
 
 
 @pytest.fixture
 def world(v1_template: V1World, pg_server: PgServer, tmp_path: Path) -> Iterator[V1World]:
-    name = f"flowrun_v1_{uuid.uuid4().hex[:12]}"
-    template = psycopg.conninfo.conninfo_to_dict(v1_template.dsn)["dbname"]
-    _admin(pg_server, "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY", name, str(template))
-    try:
-        dsn, archive = pg_server.dsn_for(name), tmp_path / "archive"
+    template = str(psycopg.conninfo.conninfo_to_dict(v1_template.dsn)["dbname"])
+    with new_database(pg_server, "flowrun_v1", template) as (_, dsn):
+        archive = tmp_path / "archive"
         shutil.copytree(v1_template.archive, archive)
         v1_writer.write_marker(dsn, archive)  # the marker v1 wrote names its database by oid: this clone's
-        clock = FakeClock(v1_template.clock())
-        yield dataclasses.replace(v1_template, dsn=dsn, archive=archive, clock=clock)
-    finally:
-        _admin(pg_server, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
-
-
-def _admin(server: PgServer, statement: str, *names: str) -> None:
-    with psycopg.connect(server.admin_dsn, autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL(statement).format(*(psycopg.sql.Identifier(n) for n in names)))
+        yield dataclasses.replace(v1_template, dsn=dsn, archive=archive, clock=FakeClock(v1_template.clock()))
 
 
 def _build(dsn: str, archive: Path) -> V1World:
