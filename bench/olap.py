@@ -238,6 +238,8 @@ def main() -> None:
     # the documented move; moved back afterwards so the local dataset stays reusable.
     with s3_server.serving() as s3:
         os.environ.update(s3.env())
+        # Readers keep local copies of the remote files (olap/file_cache.py): here, beside the dataset.
+        os.environ["FLOWRUN_ARCHIVE_CACHE"] = str(data / "s3-cache")
         target = s3.uri(f"olap-{args.runs}")
         began = time.perf_counter()
         pafs.copy_files(
