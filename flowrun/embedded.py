@@ -104,7 +104,6 @@ def start(pgdata: Path, *, delete_on_exit: bool = False) -> Server:
         server = _ensure_running(pgdata, delete_on_exit=delete_on_exit)
         users.add(os.getpid())
     _joined[pgdata] = server
-    atexit.register(leave, server)
     return server
 
 
@@ -112,8 +111,6 @@ def leave(server: Server) -> None:
     """Stop being a user; the last live user stops the server (and deletes it if asked to)."""
     if _joined.pop(server.pgdata, None) is None:
         return
-    with contextlib.suppress(ProcessLookupError, ValueError):
-        atexit.unregister(leave)
     with _locked(server.pgdata) as users:
         users.discard(os.getpid())
         if users.live() or users.held:
@@ -125,6 +122,17 @@ def leave(server: Server) -> None:
             path.unlink(missing_ok=True)
         if server.socket_dir != server.pgdata:
             shutil.rmtree(server.socket_dir, ignore_errors=True)
+
+
+@atexit.register
+def _leave_all() -> None:
+    """At exit, leave every server this process still uses.
+
+    One hook for all of them: ``atexit.unregister(leave)`` would drop the hooks of every server at
+    once, so a process that left one of two servers used to leave the other running.
+    """
+    for server in list(_joined.values()):
+        leave(server)
 
 
 def status(pgdata: Path) -> ServerStatus:

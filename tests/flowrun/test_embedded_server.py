@@ -123,3 +123,24 @@ def test_another_local_user_cannot_connect(tmp_path: Path) -> None:
     finally:
         embedded.leave(server)
     assert not embedded.status(pgdata).running
+
+
+TWO_SERVERS = """
+import sys
+from pathlib import Path
+from flowrun import embedded
+first, second = (embedded.start(Path(p)) for p in sys.argv[1:3])
+embedded.leave(first)  # the other one is left at exit
+"""
+
+
+def test_a_process_that_leaves_one_of_two_servers_still_stops_the_other_at_exit(tmp_path: Path) -> None:
+    first, second = tmp_path / "one" / "pgdata", tmp_path / "two" / "pgdata"
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_SERVERS, str(first), str(second)], capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    for pgdata in (first, second):
+        assert embedded.status(pgdata).initialised
+        assert not embedded.status(pgdata).running, pgdata
+        assert _postgres_processes(pgdata) == []
