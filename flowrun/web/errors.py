@@ -23,6 +23,7 @@ from oltp.errors import (
     StepNotFound,
     StoreUnavailable,
 )
+from sync.errors import ArchiveConflict, ArchiveUpgradeRequired
 
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -32,6 +33,9 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidTransition, 409),
     (RunAlreadyExists, 409),
     (StoreUnavailable, 503),
+    # The archive needs an operator (a `flowrun upgrade-archive` or `move-archive`) before it can be read.
+    (ArchiveUpgradeRequired, 503),
+    (ArchiveConflict, 503),
 )
 
 

@@ -237,3 +237,14 @@ def test_flowrun_ui_serves_until_interrupted(dsn: str, tmp_path: Path) -> None:
     assert proc.returncode == 130, stderr
     assert f"serving http://127.0.0.1:{port}/" in stderr and "stopped by SIGINT" in stderr
     assert "Traceback" not in stderr and "terminate called" not in stderr
+
+
+def test_an_archive_awaiting_an_operator_is_a_503_json_naming_the_command(dsn: str, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    (archive / "steps").mkdir(parents=True)  # what a v1 archive that was never upgraded leaves beside its runs
+    with FlowRunStore.open(dsn=dsn, archive=archive, migrate=False) as store, served(store) as ui:
+        answer = ui.http.get("/api/statistics")
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "ArchiveUpgradeRequired"
+        assert "flowrun upgrade-archive" in error["message"]
