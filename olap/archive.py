@@ -136,14 +136,18 @@ class ArchiveReader:
         with self._lock:
             return None if self._table is None else self._table.table_id
 
-    def check(self, files: Sequence[DataFile]) -> None:
-        """Raise ``ArchiveCorrupt`` for a file that is not what the log says (its local copy, if cached)."""
+    def check(self, files: Sequence[DataFile]) -> ArchiveLocation:
+        """Raise ``ArchiveCorrupt`` for a file that is not what the log says (its local copy, if cached).
+
+        Returns where the files were checked, which is where they are read from.
+        """
         source = self._source(files)
         with self._lock:
             check = self._checks.get(source.uri)
             if check is None:
                 check = self._checks[source.uri] = FileCheck(source)
         check.check(files)
+        return source
 
     def readable(self, files: Sequence[DataFile]) -> list[str]:
         """The local paths a scan of ``files`` reads (none when they are read from object storage in place)."""
@@ -208,8 +212,7 @@ class ArchiveReader:
         ``arrow`` registers a pyarrow dataset even for local files: the form a DuckDB connection
         without external access (no ``read_parquet``) can still read.
         """
-        self.check(files)
-        source = self._source(files)
+        source = self.check(files)
         if source.is_local and not arrow:
             listed = ", ".join(sql_string(source.file_uri(f.path)) for f in files)
             return f"read_parquet([{listed}])"
