@@ -8,13 +8,17 @@ job either fails at once with ``ArchiveBusy`` naming the holder, or, given
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
+from typing import NamedTuple
 
 import pyarrow as pa
 
+from oltp.connection import schema_name
 from oltp.errors import ArchiveBusy, FlowRunStoreError, InvalidArgument
+from sync.archive_location import ArchiveLocation
 from sync.arrow_connection import ArrowConnection, scalar_param
 
 # Two-key advisory locks live apart from the one-key migration lock; the first key is
@@ -40,6 +44,24 @@ def check_wait(wait: object) -> float:
     if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait < MAX_WAIT:
         raise InvalidArgument(f"wait must be a number of seconds from 0 to {MAX_WAIT:.0f}, got {wait!r}")
     return float(wait)
+
+
+class JobTarget(NamedTuple):
+    """What every archive job (export, compaction, upgrade) checks before it starts."""
+
+    schema: str
+    wait: float
+    location: ArchiveLocation
+
+
+def job_target(
+    archive: str | os.PathLike[str] | ArchiveLocation,
+    schema: str,
+    wait: object,
+    storage_options: Mapping[str, str] | None,
+) -> JobTarget:
+    """The job's schema, lock wait and archive location, each checked (``InvalidArgument`` for a bad one)."""
+    return JobTarget(schema_name(schema), check_wait(wait), ArchiveLocation.resolve(archive, storage_options))
 
 
 @contextmanager

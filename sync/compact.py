@@ -25,12 +25,12 @@ from datetime import date, timedelta
 from typing import NamedTuple
 
 from oltp.clock import Clock, checked_now, wall_clock
-from oltp.connection import DEFAULT_SCHEMA, schema_name
+from oltp.connection import DEFAULT_SCHEMA
 from oltp.errors import InvalidArgument
 from sync import bookkeeping, crash_points, file_hashes, search_index
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
-from sync.archive_lock import archive_lock, check_wait
+from sync.archive_lock import archive_lock, job_target
 from sync.archive_table import ArchiveTable, DataFile
 from sync.arrow_connection import ArrowConnection
 from sync.errors import ArchiveCorrupt
@@ -73,9 +73,7 @@ def compact(
     max_rows = check_batch_size(max_rows_per_file, _MAX_FILE_ROWS_LIMIT, "max_rows_per_file")
     if not isinstance(vacuum_after, timedelta) or vacuum_after < timedelta(0):
         raise InvalidArgument(f"vacuum_after must be a timedelta >= 0, got {vacuum_after!r}")
-    schema = schema_name(schema)
-    wait = check_wait(wait)
-    location = ArchiveLocation.resolve(archive, storage_options)
+    schema, wait, location = job_target(archive, schema, wait, storage_options)
     require_upgraded(location)
     now_of = clock or wall_clock
     show = progress or no_progress

@@ -33,12 +33,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from oltp.clock import Clock, checked_now, wall_clock
-from oltp.connection import DEFAULT_SCHEMA, schema_name
+from oltp.connection import DEFAULT_SCHEMA
 from oltp.errors import InvalidArgument
 from sync import bookkeeping, crash_points, file_hashes, search_index, snapshot
 from sync.archive_identity import claim
 from sync.archive_location import ArchiveLocation
-from sync.archive_lock import archive_lock, check_wait
+from sync.archive_lock import archive_lock, job_target
 from sync.archive_rows import RowBuilder
 from sync.archive_table import ArchiveTable
 from sync.arrow_connection import ArrowConnection
@@ -84,9 +84,7 @@ def export_completed_runs(
 ) -> ExportReport:
     """Archive every completed run waiting in the outbox; ``ArchiveBusy`` if another job holds the lock."""
     size = check_batch_size(batch_size)
-    schema = schema_name(schema)
-    wait = check_wait(wait)
-    location = ArchiveLocation.resolve(archive, storage_options)
+    schema, wait, location = job_target(archive, schema, wait, storage_options)
     require_upgraded(location)
     now_of = clock or wall_clock
     show = progress or no_progress
