@@ -1,8 +1,8 @@
 """Other engines read the archive with their own readers and get our answers.
 
 Spark reads the table's active files (the list from the Delta log) as plain
-Parquet from the local disk; ``polars.scan_delta`` and ``deltalake`` read the
-Delta table itself, on the local disk and on the S3 server. Each computes, with
+Parquet, ``polars.scan_delta`` and ``deltalake`` read the Delta table itself:
+each on the local disk and on the S3 server. Each computes, with
 no code of ours, the runs per status, the p95 duration per flow and day (linear
 interpolation, like ``quantile_cont``) and the failed attempts per step; each
 must equal what our archive-only ``RunAnalytics`` says of the same archive.
@@ -25,6 +25,7 @@ from deltalake import DeltaTable
 
 from olap import RunAnalytics
 from oltp.records import Granularity
+from tests.fixtures.spark import point_at
 from tests.interop.conftest import Exported
 
 # One worker runs the interop tests: one JVM, one export of each archive.
@@ -85,10 +86,16 @@ def _ask(exported: Exported) -> Answers:
 
 
 @pytest.mark.spark
-def test_spark_reads_the_active_files_as_plain_parquet(spark: Any, exported_local: Exported) -> None:
+def test_spark_reads_the_active_files_as_plain_parquet(
+    spark: Any, exported: Exported, request: pytest.FixtureRequest
+) -> None:
     from pyspark.sql import functions as F
 
-    files = DeltaTable(exported_local.table_uri).file_uris()
+    if exported.storage_options:
+        point_at(spark, request.getfixturevalue("s3_server"))
+    files = DeltaTable(exported.table_uri, storage_options=dict(exported.storage_options)).file_uris()
+    if exported.storage_options:
+        assert all(f.startswith("s3://") for f in files)  # read through S3A, not a local copy
     runs = spark.read.parquet(*files)
     by_status = {_status_key(r["status"]): r["count"] for r in runs.groupBy("status").count().collect()}
     took_ms = (F.unix_micros("completed_at") - F.unix_micros("started_at")) / 1000.0
@@ -101,7 +108,7 @@ def test_spark_reads_the_active_files_as_plain_parquet(spark: Any, exported_loca
     attempts = runs.select(F.explode("attempts").alias("a")).select("a.*")
     failing = attempts.where(F.col("status") == "Failed").groupBy("step_key").count()
     failed = {r["step_key"]: r["count"] for r in failing.collect()}
-    ours(exported_local).assert_equal(Answers(by_status, p95, failed))
+    ours(exported).assert_equal(Answers(by_status, p95, failed))
 
 
 def test_polars_scan_delta(exported: Exported) -> None:
