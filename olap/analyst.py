@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from olap import live, sandbox, unified
 from olap.live import Snapshot
-from olap.session import KINDS, Sources
+from olap.session import Sources
 
 # Runs carry their revision (how many times the run's record changed; the newest copy wins).
 _VIEWS = (
@@ -24,7 +24,6 @@ _VIEWS = (
     ("steps", unified.STEP_FIELDS),
     ("attempts", unified.ATTEMPT_FIELDS),
 )
-_EMPTY = {"live_keys": unified.EMPTY_KEYS, **{f"live_{kind}": unified.EMPTY[kind] for kind in KINDS}}
 
 
 class _Relations(dict[str, object]):
@@ -49,7 +48,7 @@ def sql(sources: Sources, query: str) -> pl.DataFrame:
 
     with sources.call(read) as call:
         relations = _Relations(tables)
-        views = {name: relation for name, relation in _EMPTY.items() if name not in relations}
+        views = {name: relation for name, relation in unified.EMPTY_LIVE.items() if name not in relations}
         files = call.manifest.select()
         readable: list[str] = []
         for kind, fields in _VIEWS:

@@ -39,7 +39,6 @@ LiveReads = Callable[[Snapshot], dict[str, pa.Table]]
 KINDS = ("runs", "steps", "attempts")
 
 _PARAM = re.compile(r"\$([a-z_]+)")
-_EMPTY_KEYS = unified.EMPTY_KEYS
 # DuckDB names the file it failed on in its message; the Delta layout names data files so.
 _FILE_IN_MESSAGE = re.compile(r"""(?:"|')?([^\s"']+\.parquet)""")
 
@@ -128,6 +127,10 @@ class Sources:
         self.archive = ArchiveReader(archive) if archive is not None else None
         self._duck = duckdb.connect()
         self._duck.execute("SET GLOBAL TimeZone = 'UTC'")
+        # Empty live tables, made once: a call registers the live tables it read in its
+        # own cursor (temporary views, which DuckDB resolves before these).
+        for name, relation in unified.EMPTY_LIVE.items():
+            self._duck.execute(f"CREATE VIEW {name} AS {relation}")
         self._lock = threading.Lock()
         self._cache = ArchiveCache(Manifest(None))
         self._closed = False
@@ -165,12 +168,8 @@ class Sources:
         try:
             for name, table in tables.items():
                 cur.register(name, table)
-            empty = {"live_keys": _EMPTY_KEYS}
-            empty.update({f"live_{kind}": unified.EMPTY[kind] for kind in KINDS})
-            for name, relation in empty.items():
-                if name not in tables:
-                    cur.execute(f"CREATE TEMP VIEW {name} AS {relation}")
-            shadowed = frozenset(r[0] for r in cur.execute(unified.SHADOWED_DAYS).fetchall())
+            keys = tables.get("live_keys")
+            shadowed = unified.shadowed_days(keys) if keys is not None else frozenset()
             yield Call(cur, cache, shadowed, self.archive)
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.InternalException):
             raise

@@ -13,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import date
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from olap.archive import ArchiveReader, Registrar
 from sync.archive_table import DataFile
 
@@ -53,10 +56,18 @@ EMPTY = {
 
 EMPTY_KEYS = "SELECT NULL::UUID AS id, NULL::TIMESTAMPTZ AS started_at WHERE FALSE"
 
+# The live tables a query may name, empty: what a reader without (or not reading) a live side sees.
+EMPTY_LIVE = {"live_keys": EMPTY_KEYS, **{f"live_{kind}": relation for kind, relation in EMPTY.items()}}
+
 _VISIBLE = "NOT EXISTS (SELECT 1 FROM live_keys k WHERE k.id = a.{id})"
 
-# Partition days that hold an archived copy of a live run.
-SHADOWED_DAYS = "SELECT DISTINCT CAST(timezone('UTC', started_at) AS DATE) AS d FROM live_keys"
+
+def shadowed_days(live_keys: pa.Table) -> frozenset[date]:
+    """The partition days (UTC start dates) that may hold an archived copy of a live run."""
+    started = live_keys["started_at"]
+    if started.type.tz is not None:  # the UTC wall clock, whatever zone the column is labelled with
+        started = pc.cast(started, pa.timestamp(started.type.unit))
+    return frozenset(pc.unique(pc.cast(started, pa.date32())).to_pylist())
 
 
 def archive_parts(
