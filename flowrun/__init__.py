@@ -1,9 +1,8 @@
 """flowrun-store: run history for workflow engines, on PostgreSQL, a Delta Lake archive and DuckDB."""
 
-from flowrun.async_store import AsyncFlowRunStore
-from flowrun.store import FlowRunStore
-from oltp.async_store import AsyncRunStore
-from oltp.contract import LifecycleStore
+import importlib
+from typing import TYPE_CHECKING
+
 from oltp.errors import (
     ArchiveBusy,
     DatabaseError,
@@ -24,7 +23,6 @@ from oltp.errors import (
     StepNotFound,
     StoreUnavailable,
 )
-from oltp.memory import InMemoryRunStore
 from oltp.records import (
     DashboardStatistics,
     DispatchRecord,
@@ -38,6 +36,22 @@ from oltp.records import (
     StepStatus,
 )
 from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
+
+if TYPE_CHECKING:
+    from flowrun.async_store import AsyncFlowRunStore
+    from flowrun.store import FlowRunStore
+    from oltp.async_store import AsyncRunStore
+    from oltp.contract import LifecycleStore
+    from oltp.memory import InMemoryRunStore
+
+# The stores load on first use (PEP 562): the CLI and the web app import only what their command needs.
+_LAZY = {
+    "AsyncFlowRunStore": "flowrun.async_store",
+    "AsyncRunStore": "oltp.async_store",
+    "FlowRunStore": "flowrun.store",
+    "InMemoryRunStore": "oltp.memory",
+    "LifecycleStore": "oltp.contract",
+}
 
 __all__ = [
     "ArchiveBusy",
@@ -77,3 +91,17 @@ __all__ = [
     "StepStatus",
     "StoreUnavailable",
 ]
+
+
+if not TYPE_CHECKING:  # mypy reads the imports above; at run time each class loads on first use
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -14,8 +14,7 @@ import os
 import uuid
 from datetime import datetime, timedelta
 from types import TracebackType
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from flowrun import embedded
 from flowrun.config import Settings
@@ -28,6 +27,9 @@ from sync.durations import retention
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.prune import prune
 from sync.upgrade import UpgradeReport, upgrade_archive
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class AsyncFlowRunStore(AsyncRunStore):

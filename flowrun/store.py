@@ -17,8 +17,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from flowrun import embedded
 from flowrun.config import Settings
@@ -44,6 +43,9 @@ from sync.progress import Progress
 from sync.prune import prune
 from sync.upgrade import UpgradeReport, upgrade_archive
 from sync.verify import VerifyReport, verify_archive
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class FlowRunStore:

@@ -14,9 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from rich.cells import cell_len
 from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
@@ -31,6 +30,9 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 STATUS_STYLE = {
     RunStatus.RUNNING.value: "cyan",

@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from oltp.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # One row per flow id: its newest run's name and status, its run count and newest start.
 FLOWS = """

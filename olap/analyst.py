@@ -11,12 +11,16 @@ as ``Duration``.
 
 from __future__ import annotations
 
-import polars as pl
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from olap import live, sandbox, unified
 from olap.live import Snapshot
 from olap.session import Sources
+
+if TYPE_CHECKING:
+    import polars as pl
 
 # Runs carry their revision (how many times the run's record changed; the newest copy wins).
 _VIEWS = (

@@ -19,8 +19,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from olap import addressing, analyst, detail, frames, pages, statistics, timeseries
 from olap.scope import RunScope
@@ -38,6 +37,9 @@ from oltp.records import (
     RunTimeseriesBucket,
 )
 from sync.archive_location import ArchiveLocation
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class RunAnalytics:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from oltp import rows
 from oltp.records import FlowRunRecord, FlowStepAttemptRecord
+
+if TYPE_CHECKING:
+    # Records are built without polars; the frame functions below load it (0.2 s) when first called.
+    import polars as pl
 
 
 def run_record(row: Sequence[Any]) -> FlowRunRecord:
@@ -31,6 +33,8 @@ def detail_record(
 
 def utc_frame(frame: pl.DataFrame) -> pl.DataFrame:
     """Label every zoned datetime column ``UTC`` (DuckDB may name the zone ``Etc/UTC``)."""
+    import polars as pl
+
     zoned = [
         pl.col(name).dt.convert_time_zone("UTC")
         for name, dtype in frame.schema.items()
@@ -62,11 +66,15 @@ SELECT *, coalesce(lag(status) OVER (PARTITION BY run_id, step_key ORDER BY atte
 
 def with_duration(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with ``duration`` = ``completed_at - started_at`` (a polars Duration; null while open)."""
+    import polars as pl
+
     return frame.with_columns((pl.col("completed_at") - pl.col("started_at")).alias("duration"))
 
 
 def timeseries_frame(buckets: Sequence[Any]) -> pl.DataFrame:
     """Timeseries buckets as a frame whose ``timestamp`` keeps its UTC zone."""
+    import polars as pl
+
     schema: dict[str, Any] = {
         "timestamp": pl.Datetime("us", "UTC"),
         **{name: pl.Int64 for name in ("total", "succeeded", "failed", "cancelled", "timed_out", "skipped", "running")},

@@ -17,8 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
-import adbc_driver_manager.dbapi as adbc_api
-import adbc_driver_postgresql.dbapi as adbc
+import adbc_driver_manager as adbc_api
 import pyarrow as pa
 from psycopg import sql
 
@@ -26,6 +25,7 @@ from oltp import rows
 from oltp.connection import schema_name
 from oltp.errors import FlowRunStoreError
 from oltp.sqlstate import error_for, first_line
+from sync.arrow_connection import adbc
 from sync.bookkeeping import ArchiveState
 
 # The record columns of oltp, plus the run's revision that decides which copy of a run wins.

@@ -16,13 +16,16 @@ readable file. Why this design, and what was measured: ``docs/api.md``.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 
 from olap import frames, intervals
 from oltp.errors import DatabaseError, InvalidQuery, QueryRefused
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": "false",
@@ -85,6 +88,8 @@ def run(
             raise DatabaseError(f"DuckDB error: {_first_line(exc)}") from exc
     finally:
         con.close()
+    import polars as pl  # only sql() answers in polars: readers of the other calls never load it
+
     try:
         frame = pl.from_arrow(intervals.as_durations(table))
     except (pl.exceptions.PolarsError, pa.ArrowException) as exc:

@@ -5,7 +5,7 @@ trigger key, status and background job id, and over the step key, error message
 and output of every attempt of the run (a step's current fields always mirror
 one of its attempts, so attempts cover steps). Live runs are matched by
 PostgreSQL ``ILIKE`` over the expressions that carry ``pg_trgm`` GIN indexes
-(``oltp.schema``); archived runs by DuckDB ``ILIKE`` field by field. Both sides
+(``oltp.search_expressions``); archived runs by DuckDB ``ILIKE`` field by field. Both sides
 get the same pattern, the term with ``\\``, ``%`` and ``_`` escaped so they match
 themselves.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oltp import arguments as arg
-from oltp.schema import ATTEMPT_SEARCH_EXPRESSION, RUN_SEARCH_EXPRESSION, SEARCH_SEPARATOR
+from oltp.search_expressions import ATTEMPT_SEARCH_EXPRESSION, RUN_SEARCH_EXPRESSION, SEARCH_SEPARATOR
 
 _UUID_TEXT_CHARS = frozenset("0123456789abcdef-")
 
@@ -44,7 +44,7 @@ def search_term(value: object) -> SearchTerm | None:
 def pg_predicate(placeholder: str) -> str:
     """Live-side match of ``flow_runs`` rows against the ILIKE pattern bound to ``placeholder``.
 
-    The expressions are repeated verbatim from ``oltp.schema`` so PostgreSQL can use the
+    The expressions are repeated verbatim from ``oltp.search_expressions`` so PostgreSQL can use the
     trigram indexes built on them; the two sides are a UNION rather than an OR so each
     one can be a bitmap index scan.
     """

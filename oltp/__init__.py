@@ -1,7 +1,8 @@
 """flowrun-store's transactional side: run lifecycle writes, the dispatch guard and run control on PostgreSQL."""
 
-from oltp.async_store import AsyncRunStore
-from oltp.contract import LifecycleStore
+import importlib
+from typing import TYPE_CHECKING
+
 from oltp.errors import (
     ArchiveBusy,
     DatabaseError,
@@ -22,7 +23,6 @@ from oltp.errors import (
     StepNotFound,
     StoreUnavailable,
 )
-from oltp.memory import InMemoryRunStore
 from oltp.records import (
     DashboardStatistics,
     DispatchRecord,
@@ -35,7 +35,20 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
-from oltp.store import RunStore
+
+if TYPE_CHECKING:
+    from oltp.async_store import AsyncRunStore
+    from oltp.contract import LifecycleStore
+    from oltp.memory import InMemoryRunStore
+    from oltp.store import RunStore
+
+# The stores load on first use (PEP 562): a reader importing oltp's errors or records skips them.
+_LAZY = {
+    "AsyncRunStore": "oltp.async_store",
+    "InMemoryRunStore": "oltp.memory",
+    "LifecycleStore": "oltp.contract",
+    "RunStore": "oltp.store",
+}
 
 __all__ = [
     "ArchiveBusy",
@@ -71,3 +84,17 @@ __all__ = [
     "StepStatus",
     "StoreUnavailable",
 ]
+
+
+if not TYPE_CHECKING:  # mypy reads the imports above; at run time each class loads on first use
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

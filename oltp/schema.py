@@ -6,8 +6,9 @@ serves any schema name and the store can share a database with its host
 application. Databases are built by the migrations in ``oltp/migrations``, each
 with its own frozen SQL; a test checks that what they build equals this
 metadata (alembic's comparison), so a change here without a revision fails.
-The trigram search indexes and the step-write functions are not expressible
-here; they are created by revisions 0001 (search indexes), 0003 (change
+The trigram search indexes (on the expressions in ``oltp.search_expressions``)
+and the step-write functions are not expressible here; they are created by
+revisions 0001 (search indexes), 0003 (change
 notification triggers) and 0004/0005 (step-write functions).
 """
 
@@ -202,15 +203,3 @@ archive_file_hashes = sa.Table(
     sa.CheckConstraint(_in("recorded_by", ["write", "scrub"]), name="recorded_by"),
     sa.CheckConstraint("octet_length(sha256) = 32", name="sha256_length"),
 )
-
-# Substring search (ILIKE '%term%') over live runs is served by pg_trgm GIN indexes on
-# these expressions; a query must repeat the expression verbatim to use its index.
-# chr(31) (unit separator) keeps one field's end and the next field's start apart.
-RUN_SEARCH_EXPRESSION = (
-    "(id::text || chr(31) || flow_name || chr(31) || trigger_key || chr(31) || status"
-    " || chr(31) || coalesce(background_job_id, ''))"
-)
-ATTEMPT_SEARCH_EXPRESSION = (
-    "(step_key || chr(31) || coalesce(error_message, '') || chr(31) || coalesce(output_json, ''))"
-)
-SEARCH_SEPARATOR = "\x1f"

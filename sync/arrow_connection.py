@@ -10,16 +10,40 @@ Python object on the way. Driver errors leave as the store's taxonomy.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 import adbc_driver_manager
-import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
 from oltp.sqlstate import error_for, first_line
+
+
+def _import_dbapi() -> None:
+    """Import ADBC's DB-API without the polars bind backend it registers when polars is installed.
+
+    That import alone costs a reader 0.2-0.9 s at start (polars' runtime library), for a
+    backend used only when asked for by name; we bind Arrow arrays and tuples through its
+    default (pyarrow) one. A process that imported polars already keeps the backend.
+    """
+    hide = "polars" not in sys.modules
+    if hide:
+        sys.modules["polars"] = None  # type: ignore[assignment]  # an ImportError for this one import
+    try:
+        import adbc_driver_manager.dbapi  # noqa: F401
+    finally:
+        if hide:
+            del sys.modules["polars"]
+
+
+_import_dbapi()
+import adbc_driver_postgresql.dbapi as adbc  # noqa: E402
+
+# olap.live reads live rows through the same driver, imported here once.
+__all__ = ["ArrowConnection", "adbc", "array_param", "scalar_param", "translate_adbc_errors"]
 
 
 @contextmanager

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from oltp import migrate
+from oltp.errors import MigrationRequired
 from oltp.records import RunStatus, StepStatus
 from oltp.schema import metadata
 from oltp.store import RunStore
@@ -87,3 +89,23 @@ def test_the_migrated_schema_equals_the_metadata(empty_dsn: str) -> None:
         table.to_metadata(drifted)
     drifted.tables["flow_runs"].append_column(sa.Column("priority", sa.Integer))
     assert [d[0] for d in _schema_diff(empty_dsn, drifted)] == ["add_column"]
+
+
+def test_the_head_a_store_checks_against_is_alembics_head() -> None:
+    # Opening a store compares alembic_version with ``HEAD`` without loading alembic: a new
+    # revision that does not move ``HEAD`` fails here, not in every reader of an upgraded database.
+    assert migrate.script_head() == migrate.HEAD
+    assert migrate.head_revision() == migrate.HEAD
+
+
+def test_the_revision_read_with_one_query_is_the_one_alembic_reads(empty_dsn: str) -> None:
+    def alembics(dsn: str) -> str | None:
+        with migrate._engine(dsn, "flowrun").connect() as conn:
+            return MigrationContext.configure(conn, opts={"version_table_schema": "flowrun"}).get_current_revision()
+
+    assert migrate.current_revision(empty_dsn, "flowrun") is None is alembics(empty_dsn)
+    upgrade_to(empty_dsn, "0003")
+    assert migrate.current_revision(empty_dsn, "flowrun") == "0003" == alembics(empty_dsn)
+    with pytest.raises(MigrationRequired, match=f"at revision 0003, this library needs {migrate.HEAD}"):
+        migrate.check(empty_dsn)
+    assert migrate.current_revision(empty_dsn, "other") is None  # another schema has no version table

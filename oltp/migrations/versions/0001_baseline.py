@@ -135,7 +135,7 @@ CREATE TABLE archive_superseded (
 )
 
 # Substring search over live runs (ILIKE '%term%'): pg_trgm GIN indexes on the
-# expressions olap's search repeats verbatim (see RUN_SEARCH_EXPRESSION in schema.py).
+# expressions olap's search repeats verbatim (see RUN_SEARCH_EXPRESSION in search_expressions.py).
 SEARCH_INDEXES = (
     (
         "ix_flow_runs_search_trgm",
