@@ -1,13 +1,22 @@
 """An export batch as archive rows: one row per run, steps and attempts nested, search document built.
 
 The batch arrives as three flat Arrow tables read from PostgreSQL (``sync.snapshot``).
-DuckDB sorts the runs by start time (so each file's min/max statistics let readers
-skip row groups), writes ids as canonical lower-case text, builds the lower-cased
-search document (the fields of the search semantics, joined by the unit separator
-so no match spans two fields), and orders steps and attempts by their run's row and
-their own order (``step_key``/``attempt``); Arrow then makes each run's slice of
-them its nested lists. The result is cast to the one schema of
-``sync.arrow_schemas``.
+Arrow sorts the runs by start time, then id (so each file's min/max statistics let
+readers skip row groups), writes ids as canonical lower-case text, builds the
+lower-cased search document (the fields of the search semantics, joined by the
+unit separator so no match spans two fields), and orders steps and attempts by
+their run's row and their own order (``step_key``/``attempt``), so that each run's
+slice of them is its nested list: offsets over one sorted table, no value copied
+twice. The result has the one schema of ``sync.arrow_schemas``.
+
+Everything is Arrow compute over whole columns. DuckDB did this work before, with
+joins, a sort per kind and a string aggregate: it cost about three times as much
+and held some 200 MB for its working set. Only lower-casing keeps DuckDB, for the
+documents that are not pure ASCII: searches lower-case their term with DuckDB's
+``lower``, and Arrow's ``utf8_lower`` maps some recent Unicode letters differently
+(75 code points with Arrow 26 against DuckDB 2.0), so a document must be
+lower-cased by the same function as the terms matched against it. ASCII is the
+same in both (A-Z only), and is done by Arrow.
 """
 
 from __future__ import annotations
@@ -17,109 +26,153 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from sync.arrow_schemas import PARTITION, RUNS
+from sync.arrow_schemas import ATTEMPT, PARTITION, RUNS, STEP, TS
 
-# The search document: the run's own searchable fields, then step key, error and
-# output of every attempt (a step's current fields always mirror one of its attempts).
-# Runs come out in file order (start time, then id); ``ord`` is each run's place in it.
-_ORDER = """
-CREATE OR REPLACE TEMP TABLE ordered AS
-SELECT r.*, CAST(row_number() OVER (ORDER BY r.started_at, r.id) - 1 AS INTEGER) AS ord FROM batch_runs r
-"""
-_RUNS = """
-WITH a AS (
-    SELECT run_id,
-           string_agg(concat_ws(chr(31), step_key, coalesce(error_message, ''), coalesce(output_json, '')),
-                      chr(31) ORDER BY step_key, attempt) AS doc
-      FROM batch_attempts GROUP BY run_id
-)
-SELECT CAST(r.id AS VARCHAR) AS id, CAST(r.flow_id AS VARCHAR) AS flow_id, r.flow_name, r.status, r.trigger_key,
-       r.trigger_data_json, r.background_job_id, r.started_at, r.completed_at,
-       CAST(r.source_run_id AS VARCHAR) AS source_run_id, r.revision, $exported_at AS exported_at,
-       lower(concat_ws(chr(31), CAST(r.id AS VARCHAR), r.flow_name, r.trigger_key, r.status,
-                       coalesce(r.background_job_id, ''), coalesce(a.doc, ''))) AS search_doc,
-       CAST(timezone('UTC', r.started_at) AS DATE) AS started_date
-  FROM ordered r LEFT JOIN a ON a.run_id = r.id
- ORDER BY r.ord
-"""
-
-# A run's steps and attempts, flat, in the order of their run's row and then their own order:
-# each run's elements are one contiguous slice, so the nested lists are offsets over them.
-_STEPS = """
-SELECT o.ord, s.step_key, s.step_type, s.status, s.input_json, s.output_json, s.error_message, s.job_id,
-       s.started_at, s.completed_at, s.attempt_count
-  FROM batch_steps s JOIN ordered o ON o.id = s.run_id
- ORDER BY o.ord, s.step_key
-"""
-_ATTEMPTS = """
-SELECT o.ord, a.step_key, a.attempt, a.step_type, a.status, a.input_json, a.output_json, a.error_message,
-       a.job_id, a.started_at, a.completed_at
-  FROM batch_attempts a JOIN ordered o ON o.id = a.run_id
- ORDER BY o.ord, a.step_key, a.attempt
-"""
-
-_EMPTY_STEPS = (
-    "SELECT NULL::UUID AS run_id, NULL::VARCHAR AS step_key, NULL::VARCHAR AS step_type, NULL::VARCHAR AS status,"
-    " NULL::VARCHAR AS input_json, NULL::VARCHAR AS output_json, NULL::VARCHAR AS error_message,"
-    " NULL::VARCHAR AS job_id, NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS completed_at,"
-    " NULL::INTEGER AS attempt_count WHERE FALSE"
-)
-_EMPTY_ATTEMPTS = (
-    "SELECT NULL::UUID AS run_id, NULL::VARCHAR AS step_key, NULL::INTEGER AS attempt, NULL::VARCHAR AS step_type,"
-    " NULL::VARCHAR AS status, NULL::VARCHAR AS input_json, NULL::VARCHAR AS output_json,"
-    " NULL::VARCHAR AS error_message, NULL::VARCHAR AS job_id, NULL::TIMESTAMPTZ AS started_at,"
-    " NULL::TIMESTAMPTZ AS completed_at WHERE FALSE"
-)
+_SEPARATOR = "\x1f"  # the unit separator: no search term matches across two fields
+_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2").view(np.uint16)
+# Where the 32 hex digits of a UUID go among its 36 characters (the rest are hyphens).
+_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
+_LOWER = "SELECT lower(doc) AS doc FROM docs"
 
 
 class RowBuilder:
-    """One DuckDB connection that turns batches into archive rows."""
+    """Turns batches into archive rows (a DuckDB connection, opened when first needed, lower-cases unicode)."""
 
     def __init__(self) -> None:
-        # A batch is small; the cap keeps DuckDB's buffer pool from growing with the export.
-        self._con = duckdb.connect(config={"threads": 2, "memory_limit": "512MB"})
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._con: duckdb.DuckDBPyConnection | None = None
 
     def close(self) -> None:
-        """Close the DuckDB connection."""
-        self._con.close()
+        """Close the DuckDB connection, if one was opened."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def nest(self, runs: pa.Table, steps: pa.Table, attempts: pa.Table, exported_at: datetime) -> pa.Table:
-        """One archive row per run of ``runs`` with its steps and attempts, sorted by start time."""
+        """One archive row per run of ``runs`` with its steps and attempts, sorted by start time, then id."""
+        runs = runs.combine_chunks()
+        ids = _uuid_text(runs.column("id"))
+        order = pc.sort_indices(
+            pa.table({"started_at": runs.column("started_at"), "id": ids}),
+            sort_keys=[("started_at", "ascending"), ("id", "ascending")],
+        )
+        runs = runs.take(order)
+        ids = ids.take(order)
+        # Each run's place in the file, looked up by the binary id (a hash join done by Arrow).
+        keys = _storage(runs.column("id").combine_chunks())
+        steps = _by_run(steps, keys, ("step_key",), STEP)
+        attempts = _by_run(attempts, keys, ("step_key", "attempt"), ATTEMPT)
+        n = runs.num_rows
+        columns: dict[str, pa.Array] = {
+            "id": ids,
+            "flow_id": _uuid_text(runs.column("flow_id")),
+            "source_run_id": _uuid_text(runs.column("source_run_id")),
+            "exported_at": pa.repeat(pa.scalar(exported_at, TS), n),
+            "search_doc": self._lowered(_documents(runs, ids, attempts)),
+            "steps": _lists(steps, n, "steps"),
+            "attempts": _lists(attempts, n, "attempts"),
+            PARTITION: pc.cast(runs.column("started_at").combine_chunks(), pa.date32()),
+        }
+        arrays = [
+            columns[f.name] if f.name in columns else runs.column(f.name).combine_chunks().cast(f.type) for f in RUNS
+        ]
+        return pa.Table.from_arrays([a.cast(f.type) for a, f in zip(arrays, RUNS, strict=True)], schema=RUNS)
+
+    def _lowered(self, docs: pa.Array) -> pa.Array:
+        """``docs`` lower-cased exactly as DuckDB's ``lower`` (which lower-cases search terms) does."""
+        ascii_only = pc.string_is_ascii(docs)
+        if pc.all(ascii_only).as_py() is not False:
+            return pc.ascii_lower(docs)
+        if self._con is None:
+            self._con = duckdb.connect(config={"threads": 1})
+        wide = pc.invert(ascii_only)
         cur = self._con.cursor()
         try:
-            cur.register("batch_runs", runs)
-            for name, table, empty in (
-                ("batch_steps", steps, _EMPTY_STEPS),
-                ("batch_attempts", attempts, _EMPTY_ATTEMPTS),
-            ):
-                if table.num_columns:
-                    cur.register(name, table)
-                else:
-                    cur.execute(f"CREATE TEMP VIEW {name} AS {empty}")
-            cur.execute(_ORDER)
-            result = cur.sql(_RUNS, params={"exported_at": exported_at}).to_arrow_table()
-            steps_list = _nested(cur.sql(_STEPS).to_arrow_table(), result.num_rows, "steps")
-            attempts_list = _nested(cur.sql(_ATTEMPTS).to_arrow_table(), result.num_rows, "attempts")
+            cur.register("docs", pa.table({"doc": docs.filter(wide)}))
+            lowered = cur.sql(_LOWER).to_arrow_table().column("doc").combine_chunks().cast(pa.string())
         finally:
             cur.close()
-        at = result.schema.get_field_index(PARTITION)
-        result = result.add_column(at, "steps", steps_list).add_column(at + 1, "attempts", attempts_list)
-        return result.cast(RUNS)
+        # Put each unicode document back in its place among the ASCII ones.
+        position = pc.cumulative_sum(pc.cast(wide, pa.int32()))
+        picked = pc.take(lowered, pc.if_else(wide, pc.subtract(position, 1), None))
+        return pc.if_else(wide, picked, pc.ascii_lower(docs))
 
 
-def _nested(flat: pa.Table, runs: int, column: str) -> pa.Array:
-    """``flat`` rows (sorted by ``ord``) as one list per run: offsets from the count of each run's rows.
+def _by_run(rows: pa.Table, keys: pa.Array, order: tuple[str, ...], element: pa.StructType) -> pa.Table:
+    """``rows`` with ``ord`` (their run's row), sorted by it and then by ``order``; only the element's columns."""
+    if rows.num_columns == 0:
+        return pa.table({"ord": pa.array([], pa.int32()), **{f.name: pa.array([], f.type) for f in element}})
+    rows = rows.combine_chunks()
+    place = pc.index_in(_storage(rows.column("run_id").combine_chunks()), value_set=keys)
+    table = pa.table({"ord": place, **{f.name: rows.column(f.name) for f in element}})
+    if place.null_count:  # rows of a run not in the batch (never, by construction)
+        table = table.filter(pc.is_valid(place))
+    sort_keys = [("ord", "ascending"), *((name, "ascending") for name in order)]
+    return table.take(pc.sort_indices(table, sort_keys=sort_keys))
 
-    DuckDB's list aggregates cost ~1 s per 100,000 struct rows; a sort plus these offsets cost a
-    tenth of that, and the values are not copied.
+
+def _documents(runs: pa.Table, ids: pa.Array, attempts: pa.Table) -> pa.Array:
+    """Each run's search document before lower-casing.
+
+    The run's id, flow name, trigger key, status and background job id, then per attempt (in
+    step key, attempt order) its step key, error message and output, all joined by the unit
+    separator; a missing value is an empty field.
     """
+    blank = pa.scalar("", pa.string())
+    per_attempt = pc.binary_join_element_wise(
+        attempts.column("step_key"),
+        pc.fill_null(attempts.column("error_message"), blank),
+        pc.fill_null(attempts.column("output_json"), blank),
+        _SEPARATOR,
+    )
+    offsets = _offsets(attempts.column("ord"), runs.num_rows)
+    per_run = pc.binary_join(pa.ListArray.from_arrays(offsets, per_attempt.combine_chunks()), _SEPARATOR)
+    return pc.binary_join_element_wise(
+        ids,
+        runs.column("flow_name"),
+        runs.column("trigger_key"),
+        runs.column("status"),
+        pc.fill_null(runs.column("background_job_id"), blank),
+        per_run,
+        _SEPARATOR,
+        null_handling="skip",  # as SQL's concat_ws; the document is never null
+    ).combine_chunks()
+
+
+def _lists(rows: pa.Table, runs: int, column: str) -> pa.Array:
+    """``rows`` (sorted by ``ord``) as one list per run: offsets from the count of each run's rows."""
     list_type = RUNS.field(column).type
     element = list_type.value_type
-    counts = np.bincount(flat.column("ord").to_numpy(), minlength=runs)
+    children = [rows.column(f.name).combine_chunks().cast(f.type) for f in element]
+    values = pa.StructArray.from_arrays(children, fields=list(element))
+    return pa.ListArray.from_arrays(_offsets(rows.column("ord"), runs), values, type=list_type)
+
+
+def _offsets(place: pa.ChunkedArray | pa.Array, runs: int) -> pa.Array:
+    """List offsets over rows sorted by their run's row ``place``: where each run's slice starts."""
+    counts = np.bincount(place.to_numpy(), minlength=runs)
     offsets = np.zeros(runs + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
-    children = [flat.column(f.name).combine_chunks().cast(f.type) for f in element]
-    values = pa.StructArray.from_arrays(children, fields=list(element))
-    return pa.ListArray.from_arrays(pa.array(offsets), values, type=list_type)
+    return pa.array(offsets)
+
+
+def _uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """UUIDs (``arrow.uuid`` or 16-byte binary) as canonical lower-case hyphenated text; text stays as it is."""
+    values = pa.chunked_array([values]).combine_chunks() if isinstance(values, pa.Array) else values.combine_chunks()
+    raw = _storage(values)
+    if not pa.types.is_fixed_size_binary(raw.type):
+        return raw.cast(pa.string())
+    n = len(raw)
+    data = raw.buffers()[1]
+    octets = np.frombuffer(data, dtype=np.uint8, count=16 * n, offset=raw.offset * 16) if n else np.zeros(0, np.uint8)
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    text[:, _DIGITS] = _HEX[octets.reshape(n, 16)].view(np.uint8).reshape(n, 32)
+    offsets = pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32).tobytes())
+    # Null UUIDs get a valid-looking text behind a cleared validity bit, as any Arrow null does.
+    validity = pc.is_valid(raw).buffers()[1] if raw.null_count else None
+    return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(text.tobytes()), validity, raw.null_count)
+
+
+def _storage(values: pa.Array) -> pa.Array:
+    return values.storage if isinstance(values, pa.ExtensionArray) else values

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 from sync.archive_location import ArchiveLocation
@@ -25,7 +25,25 @@ from sync.arrow_schemas import PARTITION, RUNS
 
 # Small enough that min/max statistics prune well, large enough to compress well.
 ROW_GROUP_SIZE = 131_072
-WRITER = WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=ROW_GROUP_SIZE)
+# Dictionaries only for the columns of few distinct values. On ids, times, JSON and documents
+# the writer builds a dictionary, finds it too big and falls back to plain pages: measured on an
+# export batch, that cost a third of the write and made the file half as large again as plain
+# pages compressed with zstd.
+_FEW_VALUES = [
+    "flow_id",
+    "flow_name",
+    "status",
+    "trigger_key",
+    *(f"{kind}.list.element.{name}" for kind in ("steps", "attempts") for name in ("step_key", "step_type", "status")),
+    *(f"{kind}.list.element.error_message" for kind in ("steps", "attempts")),
+]
+WRITER = WriterProperties(
+    compression="ZSTD",
+    compression_level=3,
+    max_row_group_size=ROW_GROUP_SIZE,
+    default_column_properties=ColumnProperties(dictionary_enabled=False),
+    column_properties={name: ColumnProperties(dictionary_enabled=True) for name in _FEW_VALUES},
+)
 # Readers skip row groups by run start time; z-order on one column is a sort.
 SORT_COLUMNS = ["started_at"]
 CONFIGURATION: dict[str, str | None] = {
