@@ -167,20 +167,16 @@ class ArchiveReader:
         Returns the hits of each file answered by its index (``search_index.KEY_COLUMNS``)
         and the files that must be scanned instead: no valid index, or too many candidates.
         """
-        masks = search_index.term_masks(term)
-        if masks is None or not files:
+        bits = search_index.term_bits(term)
+        if bits is None or not files:
             return [], list(files)
         self.check(files)
-        answered: list[tuple[DataFile, pa.Table]] = []
-        scanned: list[DataFile] = []
-        for file in files:
-            index = self._index(file)
-            hits = None if index is None else index.search(term, masks)
-            if hits is None:
-                scanned.append(file)
-            else:
-                answered.append((file, hits))
-        return answered, scanned
+        indexes = [self._index(file) for file in files]
+        opened = [(file, index) for file, index in zip(files, indexes, strict=True) if index is not None]
+        found = search_index.search(term, bits, [index for _, index in opened])
+        answered = [(file, hits) for (file, _), hits in zip(opened, found, strict=True) if hits is not None]
+        done = {file.path for file, _ in answered}
+        return answered, [file for file in files if file.path not in done]
 
     def _index(self, file: DataFile) -> Index | None:
         """``file``'s search index, memory-mapped from local disk (the cache's copy for a remote archive)."""
@@ -199,6 +195,9 @@ class ArchiveReader:
             return search_index.open_index(self.location, file)
         elif self._cache.fetch_search_index(file):
             index = search_index.open_index(self._cache.location, file)
+            if index is None:
+                # The remote's index may have been rewritten since (compaction upgrades older formats).
+                self._cache.drop_search_index(file)
         with self._lock:
             if index is not None:
                 self._indexes[key] = index

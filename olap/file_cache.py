@@ -127,6 +127,10 @@ class FileCache:
         os.utime(target)
         return True
 
+    def drop_search_index(self, file: DataFile) -> None:
+        """Forget the copy of ``file``'s index: one found unusable (of an older format, say) is fetched again."""
+        (self.dir / TABLE / self.remote.search_index_path(file.path)).unlink(missing_ok=True)
+
     def _present(self, file: DataFile) -> bool:
         try:
             return self.path(file).stat().st_size == file.size

@@ -16,17 +16,19 @@ import os
 import random
 import shutil
 import uuid
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import sync
 from olap import RunAnalytics
 from olap.archive import ArchiveReader
 from oltp.store import RunStore
+from sync import search_index
 from sync.archive_location import SEARCH_DIR, ArchiveLocation
 from sync.archive_table import ArchiveTable, DataFile
 from tests.conftest import FakeClock
@@ -141,3 +143,60 @@ def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, t
         os.remove(os.path.join(root, "runs", location.search_index_path(file.path)))
     assert _answers(dsn, root, questions, flow_id) == indexed
     store.close()
+
+
+def _data_file(root: Path, docs: list[str]) -> tuple[ArchiveLocation, DataFile]:
+    """A Parquet file with the index's source columns (no Delta table needed to index it)."""
+    n = len(docs)
+    rows = pa.table(
+        {
+            "id": [str(uuid.UUID(int=i)) for i in range(n)],
+            "revision": pa.array([1 + i % 3 for i in range(n)], pa.int64()),
+            "started_at": pa.array([datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i) for i in range(n)]),
+            "flow_id": [str(uuid.UUID(int=i % 5)) for i in range(n)],
+            "status": ["Failed" if i % 7 else "Succeeded" for i in range(n)],
+            "source_run_id": [None if i % 4 else str(uuid.UUID(int=i + 1)) for i in range(n)],
+            "search_doc": docs,
+        }
+    )
+    relative = "started_date=2026-01-01/part-0.parquet"
+    target = root / "runs" / relative
+    target.parent.mkdir(parents=True)
+    pq.write_table(rows, target)
+    location = ArchiveLocation.resolve(str(root))
+    return location, DataFile(relative, target.stat().st_size, n, date(2026, 1, 1))
+
+
+def test_bit_sliced_planes_find_what_a_scan_finds_and_older_indexes_are_rewritten(tmp_path: Path) -> None:
+    # 1,003 runs: planes start mid-byte (bit b * 1003), so every plane but the first is read shifted.
+    rng = random.Random(3)
+    words = ["fetch", "http", "503", "timeout", "ärger", "svc-1", "svc-17", "job", "x\x1fy", "öl"]
+    docs = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 12))) + f" run-{i}" for i in range(1003)]
+    location, file = _data_file(tmp_path, docs)
+    path = tmp_path / "runs" / location.search_index_path(file.path)
+    path.parent.mkdir(parents=True)
+    # An index of the previous format (word-sliced signatures) is not used, and compaction's write_missing replaces it.
+    old = search_index.build(pq.read_table(tmp_path / "runs" / file.path), file)
+    old = old.replace_schema_metadata({**old.schema.metadata, b"format": b"flowrun-search-index/1"})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, old.schema) as writer:
+        writer.write_table(old)
+    assert search_index.open_index(location, file) is None and not search_index.has_index(location, file)
+    assert search_index.write_missing(location, [file]) == 1
+    assert search_index.has_index(location, file) and search_index.write_missing(location, [file]) == 0
+    index = search_index.open_index(location, file)
+    assert index is not None and index.rows == 1003
+
+    for term in [*words, "run-1002", "run-10", "tch htt", "svc-17 job", "nowhere", "503 503 503"]:
+        needle = term.encode()
+        bits = search_index.term_bits(needle)
+        assert bits is not None
+        hits = index.search(needle, bits)  # a file this small is never too dense to check run by run
+        expected = [str(uuid.UUID(int=i)) for i, doc in enumerate(docs) if needle in doc.encode()]
+        assert hits is not None
+        assert hits.column("id").to_pylist() == expected, term
+        found = [int(uuid.UUID(i)) for i in expected]
+        assert hits.column("source_run_id").to_pylist() == [
+            None if i % 4 else str(uuid.UUID(int=i + 1)) for i in found
+        ], term
+        assert hits.column("status").to_pylist() == ["Failed" if i % 7 else "Succeeded" for i in found], term
+    assert search_index.term_bits(b"ab") is None
