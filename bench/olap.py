@@ -14,6 +14,11 @@ runs after one warm-up) and set against baselines measured here, on this data:
     python bench/olap.py --runs 100000          # smoke, a minute
     python bench/olap.py --runs 10000000        # the issue's scale: ~15 min to build, kept for reruns
     python bench/olap.py --runs 1000000 --s3    # the same archive read from an S3 server (moto) on 127.0.0.1
+    python bench/olap.py --only search --cold   # only the search figures, the fresh process also on a cold cache
+
+``--cold`` (root only) empties the page cache before one more fresh process's search:
+what a reader meets after a reboot or after other work pushed the archive out of memory.
+It empties the cache of the whole machine (PostgreSQL's files too): run it on a quiet one.
 
 The data (embedded PostgreSQL + archive) lives in ``--data`` (default
 ``/work/bench-data/olap-<runs>``) and is reused when it already holds the same dataset.
@@ -61,6 +66,7 @@ from tests.fixtures import s3_server  # noqa: E402
 END = olap_data.END
 DAYS = 90
 SEARCH = "from service-17"  # in 1/40 of failed runs' error messages (services are numbered 0-39)
+SECTIONS = ("timeseries", "search", "statistics", "page")
 
 
 # A new process: import, open a reader, one search. Nothing is built or warmed before it.
@@ -74,6 +80,18 @@ page = reader.get_runs_page(search=sys.argv[3], take=50)
 done = time.perf_counter()
 print(json.dumps({"first_call": done - opened, "with_import": done - began, "total": page.total_count}))
 """
+
+
+def fresh_search(dsn: str, archive_uri: str, *, cold: bool = False) -> dict[str, Any]:
+    """The first search of a new process; ``cold`` empties the page cache first (root only)."""
+    if cold:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_SEARCH, dsn, archive_uri, SEARCH], check=True, capture_output=True, text=True
+    )
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -226,6 +244,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed-repeat", type=int, default=1, help="repeats of the slow PostgreSQL baselines")
     parser.add_argument("--s3", action="store_true", help="read the archive from a local S3 server (moto)")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="measure only these parts (repeatable)")
+    parser.add_argument("--cold", action="store_true", help="also a fresh search on an emptied page cache (root)")
     args = parser.parse_args()
     live = args.live if args.live is not None else max(1_000, args.runs // 100)
     data = args.data or Path(f"/work/bench-data/olap-{args.runs}")
@@ -263,10 +283,7 @@ def measure(args: argparse.Namespace, dsn: str, archive: Path, archive_uri: str,
     pg.execute("SET TIME ZONE 'UTC'")
     duck = duckdb.connect()
     duck.execute("SET TimeZone = 'UTC'")
-    since90, until = END - timedelta(days=DAYS), END
-    since24 = END - timedelta(days=3)
-    until24 = since24 + timedelta(days=1)
-    rows: list[tuple[str, float, str, float, str]] = []
+    rows: Rows = []
 
     def slow(fn: Callable[[], Any]) -> float:
         return min(once(fn)[0] for _ in range(args.seed_repeat))
@@ -283,7 +300,42 @@ def measure(args: argparse.Namespace, dsn: str, archive: Path, archive_uri: str,
         }
         return duck.execute(_FLOOR_TS.format(archive=archive), params).fetchall()
 
-    # 1. 90-day hourly timeseries
+    only = set(args.only or SECTIONS)
+    if "timeseries" in only:
+        timeseries(args, reader, rows, slow, pg_all, floor, pg)
+    if "search" in only:
+        search(args, reader, rows, pg_all, dsn, archive_uri)
+    if "statistics" in only or "page" in only:
+        reports(args, reader, rows, pg_all, only)
+
+    print()
+    where = "on S3 (moto, 127.0.0.1)" if args.s3 else "local"
+    title = f"query ({args.runs:,} archived {where} + {live:,} live runs)"
+    print(f"| {title} | ours s | baseline | baseline s | baseline / ours | target |")
+    print("|---|---:|---|---:|---:|---|")
+    for name, ours, base, base_s, target in rows:
+        ratio = base_s / ours if ours else float("inf")
+        print(f"| {name} | {ours:.3f} | {base} | {base_s:.3f} | {ratio:.2f}x | {target} |")
+    reader.close()
+    pg.close()
+
+
+Rows = list[tuple[str, float, str, float, str]]
+
+
+def timeseries(
+    args: argparse.Namespace,
+    reader: Any,
+    rows: Rows,
+    slow: Callable[[Callable[[], Any]], float],
+    pg_all: Callable[[str, Any], list[Any]],
+    floor: Callable[[Any, Any], list[Any]],
+    pg: Any,
+) -> None:
+    """1. the 90-day hourly timeseries, 2. a 24-hour window."""
+    since90, until = END - timedelta(days=DAYS), END
+    since24 = END - timedelta(days=3)
+    until24 = since24 + timedelta(days=1)
     t_ours, buckets = timed(lambda: reader.get_run_timeseries("hour", since90, until), args.repeat)
     t_floor, _ = timed(lambda: floor(since90, until), args.repeat)
     t_pg = min(timed(lambda: pg_all(_PG_TS, {"since": since90, "until": until}), 1)[0] for _ in range(1))
@@ -305,12 +357,19 @@ def measure(args: argparse.Namespace, dsn: str, archive: Path, archive_uri: str,
     rows.append(("", t_ours, "PostgreSQL percentile_cont", t_pg, ""))
     rows.append(("", t_ours, "seed (fetch + Python)", t_seed, ""))
 
-    # 3. search: a page of 50 and the total count; first the first call of a brand-new process
-    fresh = json.loads(
-        subprocess.run(
-            [sys.executable, "-c", _FRESH_SEARCH, dsn, archive_uri, SEARCH], check=True, capture_output=True, text=True
-        ).stdout
-    )
+
+def search(
+    args: argparse.Namespace,
+    reader: Any,
+    rows: Rows,
+    pg_all: Callable[[str, Any], list[Any]],
+    dsn: str,
+    archive_uri: str,
+) -> None:
+    """3. search: a page of 50 and the total count; first the first call of a brand-new process."""
+    fresh = fresh_search(dsn, archive_uri)
+    cold = fresh_search(dsn, archive_uri, cold=True) if args.cold else None
+    warm = fresh_search(dsn, archive_uri)  # right after another: the archive's pages are in memory
     t_ours, page = timed(lambda: reader.get_runs_page(search=SEARCH, take=50), args.repeat)
     pattern = {"p": f"%{SEARCH}%"}
 
@@ -331,16 +390,33 @@ def measure(args: argparse.Namespace, dsn: str, archive: Path, archive_uri: str,
         ("search, first call of a fresh process", fresh["first_call"], "PostgreSQL ILIKE, no index", t_pg, "< 1 s")
     )
     rows.append(("", fresh["with_import"], "(the same, imports included)", t_pg, ""))
+    if cold is not None:
+        assert cold["total"] == page.total_count
+        rows.append(("fresh process, page cache emptied first", cold["first_call"], "", t_pg, "< 1 s"))
+        rows.append(("", cold["with_import"], "(the same, imports included)", t_pg, ""))
+    assert warm["total"] == page.total_count
+    rows.append(("fresh process, archive in the page cache", warm["first_call"], "", t_pg, "< 1 s"))
+    rows.append(("", warm["with_import"], "(the same, imports included)", t_pg, ""))
     rows.append(("search, slowest of 8 repeats", max(repeated), "PostgreSQL ILIKE, no index", t_pg, "no plan flip"))
 
-    # 4. statistics
+
+def reports(
+    args: argparse.Namespace, reader: Any, rows: Rows, pg_all: Callable[[str, Any], list[Any]], only: set[str]
+) -> None:
+    """4. statistics, 5. the first runs page with its total."""
+    if "statistics" not in only:
+        _page(args, reader, rows, pg_all)
+        return
     t_ours, stats = timed(reader.get_statistics, args.repeat)
     day = END - timedelta(days=1)
     t_pg, _ = timed(lambda: pg_all(_PG_STATISTICS, {"day": day}), max(1, args.repeat // 2))
     print(f"statistics: {stats}", flush=True)
     rows.append(("get_statistics", t_ours, "PostgreSQL, one table", t_pg, "< 0.3 s"))
+    if "page" in only:
+        _page(args, reader, rows, pg_all)
 
-    # 5. runs page 1 with its total
+
+def _page(args: argparse.Namespace, reader: Any, rows: Rows, pg_all: Callable[[str, Any], list[Any]]) -> None:
     t_ours, first = timed(lambda: reader.get_runs_page(take=50), args.repeat)
 
     def pg_page() -> Any:
@@ -356,17 +432,6 @@ def measure(args: argparse.Namespace, dsn: str, archive: Path, archive_uri: str,
     )
     rows.append(("get_runs page 1", t_ours, "PostgreSQL, one table", t_pg, ""))
     print(f"runs: {first.total_count:,} in all", flush=True)
-
-    print()
-    where = "on S3 (moto, 127.0.0.1)" if args.s3 else "local"
-    title = f"query ({args.runs:,} archived {where} + {live:,} live runs)"
-    print(f"| {title} | ours s | baseline | baseline s | baseline / ours | target |")
-    print("|---|---:|---|---:|---:|---|")
-    for name, ours, base, base_s, target in rows:
-        ratio = base_s / ours if ours else float("inf")
-        print(f"| {name} | {ours:.3f} | {base} | {base_s:.3f} | {ratio:.2f}x | {target} |")
-    reader.close()
-    pg.close()
 
 
 if __name__ == "__main__":
