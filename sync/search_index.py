@@ -1,26 +1,26 @@
-"""The search index beside each data file: trigram signatures, then each run's keys and document.
+"""The search index beside each data file: gram signatures, then each run's keys and document.
 
 A scan of every run's search document costs 0.1-0.2 s per million runs, too slow
 for a first search over ten million. So each data file of the Delta table gets an
 index file (``ArchiveLocation.search_index_path``: under ``<table>/_search``, which
 Delta ignores), one Arrow IPC file with two columns:
 
-* ``planes``: a 512-bit signature per run (the hashed byte trigrams of its
-  lower-cased search document), stored bit-sliced: plane ``b`` is bits ``b * rows``
-  to ``(b + 1) * rows`` of the column's buffer, one bit per run;
+* ``planes``: a ``BITS``-bit signature per run (the hashed byte trigrams and 4-grams
+  of its lower-cased search document), stored bit-sliced: plane ``b`` is bits
+  ``b * rows`` to ``(b + 1) * rows`` of the column's buffer, one bit per run;
 * ``record``: per run, its key and filter fields packed in ``KEY_BYTES`` fixed bytes,
   then its document, uncompressed.
 
-A search ANDs the planes of the term's trigram bits, then checks only the
+A search ANDs the planes of the term's trigram and 4-gram bits, then checks only the
 candidates' documents byte for byte: the same ``contains`` over the same lower-cased
 bytes as a scan, so answers never change. The layout is for a cold page cache (a
 new process after other work, a reboot): a term of ``k`` distinct bits reads
-``k * rows / 8`` bytes of signatures, 1-2 MB at ten million runs instead of all 640 MB,
-and a hit costs one read, its record, holding both what is checked and what is
-returned. The file is memory-mapped for random access (the disk's read-ahead would
-otherwise read megabytes around every record), and the pages a search is about to
-read are asked of the kernel at once, so the disk reads them in parallel instead
-of one fault at a time.
+``k * rows / 8`` bytes of signatures (30 MB for a 15-byte term at ten million runs)
+instead of all of them (1.3 GB), and a hit costs one read, its record, holding both
+what is checked and what is returned. The file is memory-mapped for random access
+(the disk's read-ahead would otherwise read megabytes around every record), and the
+pages a search is about to read are asked of the kernel at once, so the disk reads
+them in parallel instead of one fault at a time.
 
 The export writes the index of every file its commit added, after the commit;
 compaction writes those of the files optimize wrote (and any that are missing or
