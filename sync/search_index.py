@@ -51,7 +51,7 @@ from sync.archive_location import ArchiveLocation
 from sync.archive_table import DataFile
 from sync.arrow_schemas import TS
 
-FORMAT = "flowrun-search-index/2"
+FORMAT = "flowrun-search-index/3"
 # Bits per signature. Each byte trigram and each byte 4-gram of a document sets one: 4-grams
 # tell "from service-17" from a run holding "from service-12" and "job-17..." (measured at 10M
 # runs: 1.1 candidates per hit instead of 3.2 with 512 bits of trigrams). A term reads only its
@@ -64,12 +64,18 @@ KEY_COLUMNS = ("id", "revision", "started_at", "flow_id", "status", "source_run_
 DOC = "search_doc"
 PLANES = "planes"
 RECORD = "record"
-# A record's fixed part: ids as their 36 bytes of canonical text (the archive's own form),
-# revision and start (microseconds, UTC) little-endian, the status as an index into the
-# file's status names (schema metadata), whether source_run_id is set. The document follows.
-_UUID = 36
-_ID, _FLOW, _SOURCE, _REVISION, _STARTED, _STATUS, _HAS_SOURCE = 0, 36, 72, 108, 116, 124, 125
-KEY_BYTES = 128
+# A record's fixed part: the ids' 16 bytes (returned as the archive's canonical lower-case
+# text), revision and start (microseconds, UTC) little-endian, the status as an index into
+# the file's status names (schema metadata), whether source_run_id is set. The document follows.
+_UUID = 16
+_ID, _FLOW, _SOURCE, _REVISION, _STARTED, _STATUS, _HAS_SOURCE = 0, 16, 32, 48, 56, 64, 65
+KEY_BYTES = 66
+_TEXT = 36  # a UUID's canonical text: 8-4-4-4-12 hex digits
+_DIGITS = np.array([i for i in range(_TEXT) if i not in (8, 13, 18, 23)])
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_VALUE = np.full(256, -1, dtype=np.int16)
+_HEX_VALUE[_HEX] = np.arange(16)
+_HEX_VALUE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
 # A file where more than this share of runs are candidates is cheaper to scan whole
 # (checking a document costs a few times a scan's per-run cost); below the floor, never.
 DENSE = 0.2
@@ -185,15 +191,30 @@ def build(rows: pa.Table, file: DataFile) -> pa.Table:
 
 
 def _uuid_bytes(column: pa.Array, name: str) -> npt.NDArray[np.uint8]:
-    """``(n, 36)`` bytes of a column of canonical UUID text (zeros where null)."""
-    filled = column.fill_null("0" * _UUID).cast(pa.large_binary())
+    """``(n, 16)`` bytes of a column of UUID text in canonical form (zeros where null)."""
+    filled = column.fill_null("00000000-0000-0000-0000-000000000000").cast(pa.large_binary())
+    n = len(filled)
     lengths = pc.binary_length(filled)
-    if len(filled) and (pc.min(lengths).as_py() != _UUID or pc.max(lengths).as_py() != _UUID):
-        raise ValueError(f"{name} holds a value that is not a 36-character UUID")
-    data = filled.buffers()[2]
-    start = int(np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset]) if len(filled) else 0
-    flat = np.frombuffer(data, dtype=np.uint8)[start : start + _UUID * len(filled)] if data else np.zeros(0, np.uint8)
-    return flat.reshape(len(filled), _UUID)
+    if n and (pc.min(lengths).as_py() != _TEXT or pc.max(lengths).as_py() != _TEXT):
+        raise ValueError(f"{name} holds a value that is not a UUID in canonical text")
+    if n == 0:
+        return np.zeros((0, _UUID), dtype=np.uint8)
+    start = int(np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset])
+    text = np.frombuffer(filled.buffers()[2], dtype=np.uint8)[start : start + _TEXT * n].reshape(n, _TEXT)
+    digits = _HEX_VALUE[text[:, _DIGITS]]
+    if (digits < 0).any() or (text[:, [8, 13, 18, 23]] != ord("-")).any():
+        raise ValueError(f"{name} holds a value that is not a UUID in canonical text")
+    return ((digits[:, 0::2] << 4) | digits[:, 1::2]).astype(np.uint8)
+
+
+def _uuid_text(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """``(n, 36)`` canonical lower-case text of ``(n, 16)`` UUID bytes."""
+    text = np.full((len(raw), _TEXT), ord("-"), dtype=np.uint8)
+    digits = np.empty((len(raw), 2 * _UUID), dtype=np.uint8)
+    digits[:, 0::2] = _HEX[raw >> 4]
+    digits[:, 1::2] = _HEX[raw & 15]
+    text[:, _DIGITS] = digits
+    return text
 
 
 def _int64_bytes(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint8]:
@@ -334,11 +355,11 @@ class Index:
         """The key columns of the records starting at ``starts`` (plain strings, as a scan's rows)."""
         n = len(starts)
         keys = self._bytes[starts[:, None] + np.arange(KEY_BYTES)] if n else np.zeros((0, KEY_BYTES), np.uint8)
-        text_offsets = pa.py_buffer(np.arange(0, (n + 1) * _UUID, _UUID, dtype=np.int32))
+        text_offsets = pa.py_buffer(np.arange(0, (n + 1) * _TEXT, _TEXT, dtype=np.int32))
 
         def text(at: int, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
             mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-            values = pa.py_buffer(np.ascontiguousarray(keys[:, at : at + _UUID]))
+            values = pa.py_buffer(_uuid_text(keys[:, at : at + _UUID]))
             return pa.Array.from_buffers(pa.string(), n, [mask, text_offsets, values])
 
         def int64(at: int) -> npt.NDArray[np.int64]:
