@@ -42,6 +42,7 @@ from sync.archive_lock import archive_lock, job_target
 from sync.archive_rows import RowBuilder
 from sync.archive_table import ArchiveTable
 from sync.arrow_connection import ArrowConnection
+from sync.arrow_schemas import PARTITION
 from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveCorrupt
 from sync.integrity import FileCheck, WrittenFiles, verify_partitions
@@ -103,7 +104,8 @@ def export_completed_runs(
                 queued = snapshot.outbox_size(conn)
             first_batch = state.batch + 1
             rows = RowBuilder()
-            job = _Job(conn, table, check, written, rows, now_of, first_batch)
+            indexer = search_index.IndexWriter()
+            job = _Job(conn, table, check, written, rows, indexer, now_of, first_batch)
             try:
                 for batch in batches:
                     crash_points.reached("snapshot_read")
@@ -114,7 +116,9 @@ def export_completed_runs(
                     totals = [a + b for a, b in zip(totals, counts, strict=True)]
                     show(ProgressUpdate("export", totals[0], queued, sum(totals[:3]), time.monotonic() - started))
                     crash_points.reached("between_batches")
+                indexer.close()
             finally:
+                indexer.shutdown()
                 rows.close()
     seconds = time.monotonic() - started
     show(ProgressUpdate("export", totals[0], queued, sum(totals[:3]), seconds, finished=True))
@@ -154,11 +158,12 @@ class _Job:
         check: FileCheck,
         written: WrittenFiles,
         builder: RowBuilder,
+        indexer: search_index.IndexWriter,
         now_of: Clock,
         first_batch: int,
     ) -> None:
         self.conn, self.table, self.check, self.written = conn, table, check, written
-        self.builder, self.now_of, self.first_batch = builder, now_of, first_batch
+        self.builder, self.indexer, self.now_of, self.first_batch = builder, indexer, now_of, first_batch
         self.corrupt: list[ArchiveCorrupt] = []
 
     def export_batch(self, state: ArchiveState, number: int, batch: Batch) -> tuple[int, int, int, int]:
@@ -172,10 +177,15 @@ class _Job:
             bookkeeping.write_pending(conn, number, batch.taken_ids, batch.taken_revisions, _started_dates(batch))
         crash_points.reached("pending_written")
         commits = 0
+        appended = None  # the rows of an append commit: its files' indexes are built from them
         if batch.runs.num_rows:
             now = checked_now(self.now_of)
             rows = self.builder.nest(batch.runs, batch.steps, batch.attempts, now)
-            table.write(rows, state.store_id, number, replace=earlier.column("started_date").to_pylist())
+            replace = earlier.column("started_date").to_pylist()
+            table.write(rows, state.store_id, number, replace=replace)
+            if not replace:
+                appended = rows.select([*search_index.KEY_COLUMNS, search_index.DOC, PARTITION])
+            del rows  # the nested lists are the bulk of a batch: not kept while the index is written
             commits = 1
             crash_points.reached("delta_committed")
         # Also the files of a commit a crashed job left unrecorded (the version recorded next lists them).
@@ -188,9 +198,10 @@ class _Job:
             file_hashes.record(conn, hashes, file_hashes.WRITE, now)
             crash_points.reached("before_commit")
         crash_points.reached("after_commit")
-        # After both commits: a job killed before (or while) writing them leaves files without
-        # an index, which searches scan and the next compaction indexes.
-        search_index.write_added(table.location, table.files(), {h.path for h in hashes})
+        # After both commits, on the indexer's thread while the next batch goes on: a job killed
+        # before (or while) writing them leaves files without an index, which searches scan and
+        # the next compaction indexes.
+        self.indexer.write_added(table.location, table.files(), {h.path for h in hashes}, appended)
         # Runs an earlier batch of this call wrote already are not new to the caller.
         repeats = int(pc.sum(pc.greater_equal(earlier.column("batch"), self.first_batch)).as_py() or 0)
         return batch.runs.num_rows - repeats, batch.steps.num_rows, batch.attempts.num_rows, commits

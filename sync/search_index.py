@@ -37,7 +37,9 @@ import json
 import mmap
 import os
 import uuid
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -49,7 +51,7 @@ import pyarrow.parquet as pq
 
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import DataFile
-from sync.arrow_schemas import TS
+from sync.arrow_schemas import PARTITION, TS
 
 FORMAT = "flowrun-search-index/3"
 # Bits per signature. Each byte trigram and each byte 4-gram of a document sets one: 4-grams
@@ -222,11 +224,16 @@ def _int64_bytes(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint8]:
     return values.view(np.uint8).reshape(len(values), 8)
 
 
-def write(location: ArchiveLocation, file: DataFile) -> None:
-    """Read ``file``'s keys and documents and write its index (atomically where the storage allows)."""
+def write(location: ArchiveLocation, file: DataFile, rows: pa.Table | None = None) -> None:
+    """Write ``file``'s index (atomically where the storage allows) from ``rows``, or from the file itself.
+
+    ``rows`` are the file's rows as they were written (at least the key columns and ``search_doc``);
+    without them the file is read back.
+    """
     fs, base = location.filesystem()
-    with fs.open_input_file(f"{base}/{file.path}") as source:
-        rows = pq.read_table(source, columns=[*KEY_COLUMNS, DOC])
+    if rows is None:
+        with fs.open_input_file(f"{base}/{file.path}") as source:
+            rows = pq.read_table(source, columns=[*KEY_COLUMNS, DOC])
     table = build(rows, file)
     target = f"{base}/{location.search_index_path(file.path)}"
     fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
@@ -238,11 +245,58 @@ def write(location: ArchiveLocation, file: DataFile) -> None:
         fs.move(temporary, target)
 
 
-def write_added(location: ArchiveLocation, files: Iterable[DataFile], added: Collection[str]) -> None:
-    """Write the index of each of ``files`` whose path is in ``added`` (the files a commit added)."""
-    for file in files:
-        if file.path in added:
-            write(location, file)
+def write_added(
+    location: ArchiveLocation, files: Iterable[DataFile], added: Collection[str], appended: pa.Table | None = None
+) -> None:
+    """Write the index of each of ``files`` whose path is in ``added`` (the files a commit added).
+
+    ``appended`` are the rows an append commit wrote (with the partition column). A file that is the
+    only one added for its date and holds as many rows as ``appended`` has of that date holds exactly
+    those rows (the writer keeps a partition's rows together and in order), so its index is built
+    from them instead of reading the file back; any other file is read back.
+    """
+    new = [f for f in files if f.path in added]
+    per_date = Counter(f.started_date for f in new)
+    for file in new:
+        rows = None
+        if appended is not None and per_date[file.started_date] == 1:
+            day = pa.scalar(file.started_date, appended.schema.field(PARTITION).type)
+            rows = appended.filter(pc.equal(appended.column(PARTITION), day))
+            rows = rows if rows.num_rows == file.rows else None
+        write(location, file, rows)
+
+
+class IndexWriter:
+    """Writes indexes on a thread of its own, one commit's files at a time.
+
+    The export hands it each commit's new files and goes on with the next batch: building
+    the signatures and writing the index overlap the next batch's PostgreSQL and Delta
+    work. At most one commit's indexes are in progress; a failure is raised by the next
+    ``write_added`` or by ``close``.
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowrun-search-index")
+        self._running: Future[None] | None = None
+
+    def write_added(
+        self, location: ArchiveLocation, files: Sequence[DataFile], added: Collection[str], appended: pa.Table | None
+    ) -> None:
+        """Start ``write_added(location, files, added, appended)`` once the previous one has finished."""
+        self.close()
+        self._running = self._pool.submit(write_added, location, files, added, appended)
+
+    def close(self) -> None:
+        """Wait for the indexes in progress; raise their error, if any."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.result()
+
+    def shutdown(self) -> None:
+        """Wait for the indexes in progress (an error is not raised: the caller is already failing) and stop."""
+        with contextlib.suppress(Exception):
+            self.close()
+        self._pool.shutdown(wait=True)
 
 
 def has_index(location: ArchiveLocation, file: DataFile) -> bool:

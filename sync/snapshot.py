@@ -5,9 +5,9 @@ outbox rows with their runs, then the steps and the attempts of the runs to
 export (probed by primary key with ``= ANY($1::uuid[])``); the attempts may be
 read on a second connection that imports the same snapshot, in parallel with
 the steps. Every row therefore belongs to the same revision of its run, the
-newest as of the snapshot. Each
-step and attempt gets its run's start time (its partition key) and revision
-by an Arrow lookup, not a SQL join, which keeps the plans to index probes.
+newest as of the snapshot. Steps and attempts carry only their run's id: the
+row builder finds their run by it (``sync.archive_rows``), so the plans stay
+index probes without a join.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import NamedTuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from sync.arrow_connection import ArrowConnection, array_param, scalar_param
@@ -137,22 +136,7 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
         taken_ids=queue.column("id").combine_chunks(),
         taken_revisions=queue.column("revision").combine_chunks(),
         runs=runs,
-        steps=_with_run_columns(steps, runs),
-        attempts=_with_run_columns(attempts, runs),
+        steps=steps,
+        attempts=attempts,
         last=last,
     )
-
-
-def _with_run_columns(rows: pa.Table, runs: pa.Table) -> pa.Table:
-    """Add each row's run start time (the partition key) and run revision."""
-    if rows.num_columns == 0:
-        return rows
-    position = pc.index_in(
-        _storage(rows.column("run_id").combine_chunks()), value_set=_storage(runs.column("id").combine_chunks())
-    )
-    rows = rows.append_column("run_started_at", pc.take(runs.column("started_at"), position))
-    return rows.append_column("revision", pc.take(runs.column("revision"), position))
-
-
-def _storage(values: pa.Array) -> pa.Array:
-    return values.storage if isinstance(values, pa.ExtensionArray) else values
