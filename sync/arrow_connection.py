@@ -11,6 +11,7 @@ Python object on the way. Driver errors leave as the store's taxonomy.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -27,9 +28,11 @@ def _import_dbapi() -> None:
 
     That import alone costs a reader 0.2-0.9 s at start (polars' runtime library), for a
     backend used only when asked for by name; we bind Arrow arrays and tuples through its
-    default (pyarrow) one. A process that imported polars already keeps the backend.
+    default (pyarrow) one. A process that imported polars already keeps the backend, and so
+    does one with other threads running: hiding polars from one import hides it from every
+    thread, and another thread's ``import polars`` in that moment would fail.
     """
-    hide = "polars" not in sys.modules
+    hide = "polars" not in sys.modules and threading.active_count() == 1
     if hide:
         sys.modules["polars"] = None  # type: ignore[assignment]  # an ImportError for this one import
     try:

@@ -66,3 +66,25 @@ def test_reading_commands_import_neither_migrations_nor_polars(cli: Cli, tmp_pat
     assert report["names"] > 30  # every public name still resolves (loading the stores on demand)
     assert {"duckdb", "psycopg"} <= set(report["loaded"])  # the check looks at the right process
     assert sorted(m for m in HEAVY if m in report["loaded"]) == []
+
+
+_THREADED = """
+import sys, threading
+release = threading.Event()
+other = threading.Thread(target=release.wait)
+other.start()
+import sync.arrow_connection
+release.set()
+other.join()
+print("polars" in sys.modules)
+"""
+
+
+def test_polars_is_never_hidden_while_other_threads_run() -> None:
+    # Hiding polars from ADBC's import hides it from every thread: with another thread alive
+    # (it might be importing polars that moment), ADBC imports it as it would on its own.
+    done = subprocess.run(
+        [sys.executable, "-c", _THREADED], env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
