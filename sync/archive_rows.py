@@ -28,12 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sync import uuid_text
 from sync.arrow_schemas import ATTEMPT, PARTITION, RUNS, STEP, TS
 
 _SEPARATOR = "\x1f"  # the unit separator: no search term matches across two fields
-_HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2").view(np.uint16)
-# Where the 32 hex digits of a UUID go among its 36 characters (the rest are hyphens).
-_DIGITS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 _LOWER = "SELECT lower(doc) AS doc FROM docs"
 
 
@@ -164,11 +162,12 @@ def _uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     if not pa.types.is_fixed_size_binary(raw.type):
         return raw.cast(pa.string())
     n = len(raw)
-    data = raw.buffers()[1]
-    octets = np.frombuffer(data, dtype=np.uint8, count=16 * n, offset=raw.offset * 16) if n else np.zeros(0, np.uint8)
-    text = np.full((n, 36), ord("-"), dtype=np.uint8)
-    text[:, _DIGITS] = _HEX[octets.reshape(n, 16)].view(np.uint8).reshape(n, 32)
-    offsets = pa.py_buffer(np.arange(0, 36 * (n + 1), 36, dtype=np.int32).tobytes())
+    width = uuid_text.OCTETS
+    octets = np.zeros((0, width), np.uint8)
+    if n:
+        octets = np.frombuffer(raw.buffers()[1], dtype=np.uint8, count=width * n, offset=raw.offset * width)
+    text = uuid_text.to_text(octets.reshape(n, width))
+    offsets = pa.py_buffer(np.arange(0, uuid_text.TEXT * (n + 1), uuid_text.TEXT, dtype=np.int32).tobytes())
     # Null UUIDs get a valid-looking text behind a cleared validity bit, as any Arrow null does.
     validity = pc.is_valid(raw).buffers()[1] if raw.null_count else None
     return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(text.tobytes()), validity, raw.null_count)

@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from sync import uuid_text
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import DataFile
 from sync.arrow_schemas import PARTITION, TS
@@ -69,15 +70,10 @@ RECORD = "record"
 # A record's fixed part: the ids' 16 bytes (returned as the archive's canonical lower-case
 # text), revision and start (microseconds, UTC) little-endian, the status as an index into
 # the file's status names (schema metadata), whether source_run_id is set. The document follows.
-_UUID = 16
+_UUID = uuid_text.OCTETS
 _ID, _FLOW, _SOURCE, _REVISION, _STARTED, _STATUS, _HAS_SOURCE = 0, 16, 32, 48, 56, 64, 65
 KEY_BYTES = 66
-_TEXT = 36  # a UUID's canonical text: 8-4-4-4-12 hex digits
-_DIGITS = np.array([i for i in range(_TEXT) if i not in (8, 13, 18, 23)])
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX_VALUE = np.full(256, -1, dtype=np.int16)
-_HEX_VALUE[_HEX] = np.arange(16)
-_HEX_VALUE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16)
+_TEXT = uuid_text.TEXT
 # A file where more than this share of runs are candidates is cheaper to scan whole
 # (checking a document costs a few times a scan's per-run cost); below the floor, never.
 DENSE = 0.2
@@ -203,20 +199,10 @@ def _uuid_bytes(column: pa.Array, name: str) -> npt.NDArray[np.uint8]:
         return np.zeros((0, _UUID), dtype=np.uint8)
     start = int(np.frombuffer(filled.buffers()[1], dtype=np.int64)[filled.offset])
     text = np.frombuffer(filled.buffers()[2], dtype=np.uint8)[start : start + _TEXT * n].reshape(n, _TEXT)
-    digits = _HEX_VALUE[text[:, _DIGITS]]
-    if (digits < 0).any() or (text[:, [8, 13, 18, 23]] != ord("-")).any():
+    octets = uuid_text.to_octets(text)
+    if octets is None:
         raise ValueError(f"{name} holds a value that is not a UUID in canonical text")
-    return ((digits[:, 0::2] << 4) | digits[:, 1::2]).astype(np.uint8)
-
-
-def _uuid_text(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """``(n, 36)`` canonical lower-case text of ``(n, 16)`` UUID bytes."""
-    text = np.full((len(raw), _TEXT), ord("-"), dtype=np.uint8)
-    digits = np.empty((len(raw), 2 * _UUID), dtype=np.uint8)
-    digits[:, 0::2] = _HEX[raw >> 4]
-    digits[:, 1::2] = _HEX[raw & 15]
-    text[:, _DIGITS] = digits
-    return text
+    return octets
 
 
 def _int64_bytes(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint8]:
@@ -413,7 +399,7 @@ class Index:
 
         def text(at: int, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
             mask = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
-            values = pa.py_buffer(_uuid_text(keys[:, at : at + _UUID]))
+            values = pa.py_buffer(uuid_text.to_text(keys[:, at : at + _UUID]))
             return pa.Array.from_buffers(pa.string(), n, [mask, text_offsets, values])
 
         def int64(at: int) -> npt.NDArray[np.int64]:
