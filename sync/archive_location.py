@@ -27,6 +27,7 @@ TABLE = "runs"
 # Search indexes, one per data file (``sync.search_index``): a directory of the table
 # whose name starts with "_", which Delta readers and delta-rs's vacuum leave alone.
 SEARCH_DIR = "_search"
+_INDEX_SUFFIX = ".arrow"
 _REMOTE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
 # Our advisory lock in PostgreSQL keeps writers one at a time, so delta-rs needs no
 # locking provider (DynamoDB) for S3: renames it does cannot race another writer of ours.
@@ -75,7 +76,15 @@ class ArchiveLocation:
 
     def search_index_path(self, relative: str) -> str:
         """The search index of a data file, relative to the table like the data file's own path."""
-        return f"{SEARCH_DIR}/{relative}.arrow"
+        return f"{SEARCH_DIR}/{relative}{_INDEX_SUFFIX}"
+
+    @staticmethod
+    def indexed_file(index_path: str) -> str | None:
+        """The data file (relative to the table) whose index ``search_index_path`` named so, or None."""
+        prefix = f"{SEARCH_DIR}/"
+        if not index_path.startswith(prefix) or not index_path.endswith(_INDEX_SUFFIX):
+            return None
+        return index_path[len(prefix) : -len(_INDEX_SUFFIX)]
 
     def filesystem(self) -> tuple[pafs.FileSystem, str]:
         """A pyarrow filesystem for the data files and the table's path on it."""

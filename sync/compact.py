@@ -113,7 +113,7 @@ def compact(
         table.checkpoint()
         crash_points.reached("compact_checkpointed")
         vacuumed = table.vacuum(vacuum_after)
-        search_index.remove(location, vacuumed)
+        search_index.sweep(location)  # the indexes of what vacuum deleted, now or by a killed job
         crash_points.reached("compact_vacuumed")
         with conn.transaction():
             file_hashes.forget(conn, vacuumed)

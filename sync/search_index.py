@@ -24,7 +24,7 @@ them in parallel instead of one fault at a time.
 
 The export writes the index of every file its commit added, after the commit;
 compaction writes those of the files optimize wrote (and any that are missing or
-of an older format) and deletes those of the files vacuum removed. An index records
+of an older format) and deletes those whose data file vacuum removed (``sweep``). An index records
 its format and the data file's path, size and row count; one that is missing,
 unreadable, of another format or describes another file is not used, and that file
 alone is scanned as before.
@@ -50,7 +50,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from sync import uuid_text
-from sync.archive_location import ArchiveLocation
+from sync.archive_location import SEARCH_DIR, ArchiveLocation
 from sync.archive_table import DataFile
 from sync.arrow_schemas import PARTITION, TS
 
@@ -317,12 +317,35 @@ def _format_of(fs: pafs.FileSystem, path: str) -> str | None:
     return None if value is None else value.decode(errors="replace")
 
 
-def remove(location: ArchiveLocation, paths: Iterable[str]) -> None:
-    """Delete the indexes of data files (relative paths) that left storage."""
+def sweep(location: ArchiveLocation) -> int:
+    """Delete the indexes whose data file left storage, and partial writes; returns how many files went.
+
+    Vacuum deletes data files; a job killed between that and this, or while writing an index
+    (a local ``*.tmp``), leaves files nothing would ever read. Called under the archive lock,
+    so no job is writing an index meanwhile; an index whose data file is gone serves no reader
+    of any table version.
+    """
     fs, base = location.filesystem()
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            fs.delete_file(f"{base}/{location.search_index_path(path)}")
+    index_root = f"{base}/{SEARCH_DIR}"
+    listed = fs.get_file_info(pafs.FileSelector(index_root, recursive=True, allow_not_found=True))
+    indexes = [entry.path for entry in listed if entry.type == pafs.FileType.File]
+    if not indexes:
+        return 0
+    data = {
+        entry.path
+        for entry in fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        if entry.type == pafs.FileType.File and not entry.path.startswith(f"{index_root}/")
+    }
+    removed = 0
+    for path in indexes:
+        relative = path[len(base) + 1 :]
+        indexed = ArchiveLocation.indexed_file(relative)
+        partial = relative.endswith(".tmp")
+        if partial or (indexed is not None and f"{base}/{indexed}" not in data):
+            with contextlib.suppress(FileNotFoundError):
+                fs.delete_file(path)
+                removed += 1
+    return removed
 
 
 class Index:

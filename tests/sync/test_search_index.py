@@ -147,6 +147,20 @@ def test_index_answers_equal_a_scan_in_every_state(dsn: str, clock: FakeClock, t
     for file in compacted[::2]:
         os.remove(os.path.join(root, "runs", location.search_index_path(file.path)))
     assert _answers(dsn, root, questions, flow_id) == indexed
+
+    # What killed jobs leave in _search: a partial write, and the index of a file vacuum deleted
+    # (killed before its index went). The next compaction removes both and rewrites the missing.
+    kept = Path(root, "runs", location.search_index_path(compacted[1].path))
+    partial = kept.with_name(f"{kept.name}.{uuid.uuid4().hex}.tmp")
+    shutil.copy(kept, partial)
+    orphan = Path(root, "runs", location.search_index_path("started_date=2020-01-01/part-gone.parquet"))
+    orphan.parent.mkdir(parents=True)
+    shutil.copy(kept, orphan)
+    sync.compact(dsn, root, clock=clock, vacuum_after=timedelta(0))
+    assert not partial.exists() and not orphan.exists()
+    assert _index_files(root) == {f.path for f in ArchiveTable.open(location).files()}
+    assert {p.suffix for p in Path(root, "runs", SEARCH_DIR).rglob("*.*")} == {".arrow"}
+    assert _answers(dsn, root, questions, flow_id) == indexed
     store.close()
 
 
