@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sync import uuid_text
-from sync.arrow_schemas import ATTEMPT, PARTITION, RUNS, STEP, TS
+from sync.arrow_schemas import ATTEMPT, PARTITION, RUNS, STEP, TS, storage
 
 _SEPARATOR = "\x1f"  # the unit separator: no search term matches across two fields
 _LOWER = "SELECT lower(doc) AS doc FROM docs"
@@ -58,7 +58,7 @@ class RowBuilder:
         runs = runs.take(order)
         ids = ids.take(order)
         # Each run's place in the file, looked up by the binary id (a hash join done by Arrow).
-        keys = _storage(runs.column("id").combine_chunks())
+        keys = storage(runs.column("id").combine_chunks())
         steps = _by_run(steps, keys, ("step_key",), STEP)
         attempts = _by_run(attempts, keys, ("step_key", "attempt"), ATTEMPT)
         n = runs.num_rows
@@ -102,7 +102,7 @@ def _by_run(rows: pa.Table, keys: pa.Array, order: tuple[str, ...], element: pa.
     if rows.num_columns == 0:
         return pa.table({"ord": pa.array([], pa.int32()), **{f.name: pa.array([], f.type) for f in element}})
     rows = rows.combine_chunks()
-    place = pc.index_in(_storage(rows.column("run_id").combine_chunks()), value_set=keys)
+    place = pc.index_in(storage(rows.column("run_id").combine_chunks()), value_set=keys)
     table = pa.table({"ord": place, **{f.name: rows.column(f.name) for f in element}})
     if place.null_count:  # rows of a run not in the batch (never, by construction)
         table = table.filter(pc.is_valid(place))
@@ -158,7 +158,7 @@ def _offsets(place: pa.ChunkedArray | pa.Array, runs: int) -> pa.Array:
 def _uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     """UUIDs (``arrow.uuid`` or 16-byte binary) as canonical lower-case hyphenated text; text stays as it is."""
     values = pa.chunked_array([values]).combine_chunks() if isinstance(values, pa.Array) else values.combine_chunks()
-    raw = _storage(values)
+    raw = storage(values)
     if not pa.types.is_fixed_size_binary(raw.type):
         return raw.cast(pa.string())
     n = len(raw)
@@ -171,7 +171,3 @@ def _uuid_text(values: pa.ChunkedArray | pa.Array) -> pa.Array:
     # Null UUIDs get a valid-looking text behind a cleared validity bit, as any Arrow null does.
     validity = pc.is_valid(raw).buffers()[1] if raw.null_count else None
     return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(text.tobytes()), validity, raw.null_count)
-
-
-def _storage(values: pa.Array) -> pa.Array:
-    return values.storage if isinstance(values, pa.ExtensionArray) else values

@@ -16,6 +16,12 @@ import pyarrow as pa
 TS = pa.timestamp("us", tz="UTC")
 UUID = pa.uuid()  # how PostgreSQL's uuid arrives over ADBC; the archive stores text
 
+
+def storage(values: pa.Array) -> pa.Array:
+    """The plain array under an extension type (``UUID``'s 16-byte binary), for compute kernels without one."""
+    return values.storage if isinstance(values, pa.ExtensionArray) else values
+
+
 PARTITION = "started_date"
 
 STEP = pa.struct(

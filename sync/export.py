@@ -42,7 +42,7 @@ from sync.archive_lock import archive_lock, job_target
 from sync.archive_rows import RowBuilder
 from sync.archive_table import ArchiveTable
 from sync.arrow_connection import ArrowConnection
-from sync.arrow_schemas import PARTITION
+from sync.arrow_schemas import PARTITION, storage
 from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveCorrupt
 from sync.integrity import FileCheck, WrittenFiles, verify_partitions
@@ -222,8 +222,8 @@ class _Job:
         self.corrupt.extend(failed.values())
         run_dates = pc.cast(batch.runs.column("started_at"), pa.date32())
         bad = pa.array(sorted(failed), pa.date32())
-        held = _storage(batch.runs.column("id").filter(pc.is_in(run_dates, value_set=bad)).combine_chunks())
-        keep_taken = pc.invert(pc.is_in(_storage(batch.taken_ids), value_set=held))
+        held = storage(batch.runs.column("id").filter(pc.is_in(run_dates, value_set=bad)).combine_chunks())
+        keep_taken = pc.invert(pc.is_in(storage(batch.taken_ids), value_set=held))
         kept = batch._replace(
             taken_ids=batch.taken_ids.filter(keep_taken),
             taken_revisions=batch.taken_revisions.filter(keep_taken),
@@ -251,15 +251,11 @@ def _without(rows: pa.Table, held: pa.Array) -> pa.Table:
 
 
 def _storage_column(rows: pa.Table, name: str) -> pa.Array:
-    return _storage(rows.column(name).combine_chunks())
+    return storage(rows.column(name).combine_chunks())
 
 
 def _started_dates(batch: Batch) -> pa.Array:
     """Each taken outbox row's run start date, null for runs the batch drops (still Running)."""
-    position = pc.index_in(_storage(batch.taken_ids), value_set=_storage(batch.runs.column("id").combine_chunks()))
+    position = pc.index_in(storage(batch.taken_ids), value_set=storage(batch.runs.column("id").combine_chunks()))
     starts = pc.take(batch.runs.column("started_at").combine_chunks(), position)
     return pc.cast(starts, pa.date32())
-
-
-def _storage(values: pa.Array) -> pa.Array:
-    return values.storage if isinstance(values, pa.ExtensionArray) else values

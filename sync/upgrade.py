@@ -43,6 +43,7 @@ from sync.archive_lock import archive_lock, job_target
 from sync.archive_rows import RowBuilder
 from sync.archive_table import ArchiveTable
 from sync.arrow_connection import ArrowConnection, array_param, scalar_param
+from sync.arrow_schemas import storage
 from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveConflict
 from sync.export import DEFAULT_BATCH_SIZE, check_batch_size, finish_pending
@@ -180,7 +181,7 @@ def _unknown(conn: ArrowConnection, runs: pa.Table) -> pa.Table:
         known = conn.query(_KNOWN, array_param(ids)).column("id").combine_chunks()
     if len(known) == 0:
         return runs
-    return runs.filter(pc.invert(pc.is_in(_storage(ids), value_set=_storage(known))))
+    return runs.filter(pc.invert(pc.is_in(storage(ids), value_set=storage(known))))
 
 
 def _commit(
@@ -231,7 +232,3 @@ def _check_owner(conn: ArrowConnection, schema: str, location: ArchiveLocation, 
             f" upgrade it from its own database; after a restore from a backup, put this database's names and"
             f" oids into {MARKER}"
         )
-
-
-def _storage(values: pa.Array) -> pa.Array:
-    return values.storage if isinstance(values, pa.ExtensionArray) else values
