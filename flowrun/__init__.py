@@ -1,8 +1,8 @@
 """flowrun-store: run history for workflow engines, on PostgreSQL, a Delta Lake archive and DuckDB."""
 
-import importlib
 from typing import TYPE_CHECKING
 
+from oltp import lazy_names
 from oltp.errors import (
     ArchiveBusy,
     DatabaseError,
@@ -94,14 +94,4 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # mypy reads the imports above; at run time each class loads on first use
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_names.loader(__name__, _LAZY, globals(), __all__)

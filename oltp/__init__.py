@@ -1,8 +1,8 @@
 """flowrun-store's transactional side: run lifecycle writes, the dispatch guard and run control on PostgreSQL."""
 
-import importlib
 from typing import TYPE_CHECKING
 
+from oltp import lazy_names
 from oltp.errors import (
     ArchiveBusy,
     DatabaseError,
@@ -87,14 +87,4 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # mypy reads the imports above; at run time each class loads on first use
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-    def __dir__() -> list[str]:
-        return sorted({*globals(), *__all__})
+    __getattr__, __dir__ = lazy_names.loader(__name__, _LAZY, globals(), __all__)
