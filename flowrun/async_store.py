@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -22,7 +23,7 @@ from olap.analytics import RunAnalytics
 from oltp.async_store import AsyncRunStore
 from oltp.clock import Clock, checked_now
 from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
-from sync.compact import DEFAULT_MAX_FILE_ROWS, CompactReport, compact
+from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
 from sync.durations import retention
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.prune import prune
@@ -40,7 +41,9 @@ class AsyncFlowRunStore(AsyncRunStore):
             dsn, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
         )
         self.settings = settings
-        self.analytics = RunAnalytics(dsn, settings.archive, schema=settings.schema, clock=clock)
+        self.analytics = RunAnalytics(
+            dsn, settings.archive, schema=settings.schema, clock=clock, storage_options=settings.storage_options
+        )
 
     @classmethod
     async def connect(
@@ -52,9 +55,10 @@ class AsyncFlowRunStore(AsyncRunStore):
         *,
         home: str | os.PathLike[str] | None = None,
         schema: str | None = None,
+        storage_options: Mapping[str, str] | None = None,
     ) -> AsyncFlowRunStore:
         """Open the store (as ``FlowRunStore.open``: same arguments, same defaults) with its pool ready."""
-        settings = Settings.resolve(dsn=dsn, archive=archive, home=home, schema=schema)
+        settings = Settings.resolve(dsn=dsn, archive=archive, home=home, schema=schema, storage_options=storage_options)
 
         def build() -> AsyncFlowRunStore:
             # Starting the embedded server and migrating are blocking one-offs: a worker thread does them.
@@ -139,6 +143,7 @@ class AsyncFlowRunStore(AsyncRunStore):
             schema=self.schema,
             clock=self._clock,
             wait=wait,
+            storage_options=self.settings.storage_options,
         )
 
     async def prune(self, older_than: timedelta | str) -> int:
@@ -147,8 +152,14 @@ class AsyncFlowRunStore(AsyncRunStore):
         now = checked_now(self._clock)
         return await asyncio.to_thread(prune, self.dsn, keep, now=now, schema=self.schema)
 
-    async def compact(self, *, max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS, wait: float = 0.0) -> CompactReport:
-        """Merge each archive partition's small files and drop superseded run versions."""
+    async def compact(
+        self,
+        *,
+        max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS,
+        wait: float = 0.0,
+        vacuum_after: timedelta = DEFAULT_VACUUM_AFTER,
+    ) -> CompactReport:
+        """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
         return await asyncio.to_thread(
             compact,
             self.dsn,
@@ -157,6 +168,8 @@ class AsyncFlowRunStore(AsyncRunStore):
             clock=self._clock,
             wait=wait,
             max_rows_per_file=max_rows_per_file,
+            vacuum_after=vacuum_after,
+            storage_options=self.settings.storage_options,
         )
 
     async def upgrade_archive(self, batch_size: int = DEFAULT_BATCH_SIZE, *, wait: float = 0.0) -> UpgradeReport:

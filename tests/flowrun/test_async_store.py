@@ -9,6 +9,7 @@ from pathlib import Path
 
 from flowrun import AsyncFlowRunStore, FlowRunStore, RunStatus
 from tests.conftest import FakeClock
+from tests.fixtures.s3_server import S3Server
 
 
 def test_the_async_front_door_writes_reports_exports_and_prunes(dsn: str, clock: FakeClock, tmp_path: Path) -> None:
@@ -56,3 +57,28 @@ def test_the_async_front_door_writes_reports_exports_and_prunes(dsn: str, clock:
                 return list(await store.get_run_timeseries("day", since, until))
 
         assert asyncio.run(async_buckets()) == buckets
+
+
+def test_the_async_jobs_reach_an_s3_archive_with_the_stores_options(
+    dsn: str, clock: FakeClock, tmp_path: Path, s3_server: S3Server, s3_prefix: str
+) -> None:
+    # The options reach the jobs only through the store (no AWS_* in this process's environment).
+    options = s3_server.storage_options()
+    flow = uuid.uuid4()
+
+    async def scenario() -> None:
+        store = await AsyncFlowRunStore.connect(
+            dsn=dsn, archive=s3_prefix, clock=clock, home=tmp_path / "home", storage_options=options
+        )
+        async with store:
+            for _ in range(3):
+                run = await store.start_run(flow, "nightly", uuid.uuid4(), "schedule")
+                assert await store.complete_run(run.id, "Succeeded") is True
+                assert (await store.export()).runs == 1  # one file each, for compaction to merge
+            report = await store.compact(vacuum_after=timedelta(0))
+            assert report.files_written == 1 and report.files_vacuumed >= 3  # the three exported files
+            clock.advance(seconds=1)
+            assert await store.prune(timedelta(0)) == 3
+            assert (await store.get_runs_page(take=10)).total_count == 3  # read back from S3
+
+    asyncio.run(scenario())
