@@ -84,6 +84,10 @@ _GAP = 1
 # Runs whose signatures are built at once (a multiple of 8: each chunk starts on a byte of its planes).
 _CHUNK = 8192
 
+# A local index is written under this suffix and renamed into place; ``sweep`` deletes
+# the ones a killed job left.
+_PARTIAL = ".tmp"
+
 
 def planes(docs: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.uint8]:
     """The signatures of ``docs``, bit-sliced: ``BITS * n / 8`` bytes, bit ``b * n + i`` set when run ``i`` has ``b``.
@@ -224,7 +228,7 @@ def write(location: ArchiveLocation, file: DataFile, rows: pa.Table | None = Non
     target = f"{base}/{location.search_index_path(file.path)}"
     fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
     # An object store publishes a PUT whole; a local file is written aside and renamed.
-    temporary = target if not location.is_local else f"{target}.{uuid.uuid4().hex}.tmp"
+    temporary = target if not location.is_local else f"{target}.{uuid.uuid4().hex}{_PARTIAL}"
     with fs.open_output_stream(temporary) as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
     if temporary != target:
@@ -340,7 +344,7 @@ def sweep(location: ArchiveLocation) -> int:
     for path in indexes:
         relative = path[len(base) + 1 :]
         indexed = ArchiveLocation.indexed_file(relative)
-        partial = relative.endswith(".tmp")
+        partial = relative.endswith(_PARTIAL)
         if partial or (indexed is not None and f"{base}/{indexed}" not in data):
             with contextlib.suppress(FileNotFoundError):
                 fs.delete_file(path)
