@@ -40,10 +40,20 @@ class AsyncRunStore:
             migrate.upgrade(dsn, schema)
         else:
             migrate.check(dsn, schema)
-        self.dsn = dsn
-        self.schema = schema
+        self._dsn = dsn
+        self._schema = schema
         self._clock: Clock = clock or wall_clock
         self.db = AsyncDatabase(dsn, schema, min_size=min_connections, max_size=max_connections, timeout=timeout)
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL DSN the store's pool connects to."""
+        return self._dsn
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of the store's tables."""
+        return self._schema
 
     async def __aenter__(self) -> AsyncRunStore:
         # Opens the connection pool now (also done on first use).

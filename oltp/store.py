@@ -40,10 +40,20 @@ class RunStore:
             migrate.upgrade(dsn, schema)
         else:
             migrate.check(dsn, schema)
-        self.dsn = dsn
-        self.schema = schema
+        self._dsn = dsn
+        self._schema = schema
         self._clock: Clock = clock or wall_clock
         self.db = Database(dsn, schema, min_size=min_connections, max_size=max_connections, timeout=timeout)
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL DSN the store's pool connects to."""
+        return self._dsn
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of the store's tables."""
+        return self._schema
 
     def __enter__(self) -> RunStore:
         # The pool opened when the store was made.
