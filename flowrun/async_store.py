@@ -1,10 +1,14 @@
 """``AsyncFlowRunStore``: the whole contract for asyncio.
 
 Lifecycle calls are ``oltp.AsyncRunStore``'s (this class is one): awaited on
-psycopg's async pool, so an engine's event loop never blocks on them. Reports,
-export, prune and compaction run the sync ``olap``/``sync`` code in a worker
-thread (``asyncio.to_thread``): DuckDB and the archive jobs are blocking
-libraries, and a thread keeps the loop free while they work.
+psycopg's async pool, so an engine's event loop never blocks on them. Reports
+and the archive jobs (export, prune, compaction, verify, move, upgrade) run the
+sync code in a worker thread (``asyncio.to_thread``): the reader's methods, and
+the very ``flowrun.archive_jobs`` functions ``FlowRunStore`` calls. DuckDB and the
+jobs are blocking libraries, and a thread keeps the loop free while they work;
+progress callbacks are called from that thread.
+``tests/flowrun/test_async_parity.py`` checks that every public name of
+``FlowRunStore`` is here, awaited, with the same parameters.
 """
 
 from __future__ import annotations
@@ -17,17 +21,16 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from flowrun import embedded
+from flowrun import archive_jobs, embedded
 from flowrun.config import Settings
-from olap.analytics import RunAnalytics
 from oltp.async_store import AsyncRunStore
-from oltp.clock import Clock, checked_now
+from oltp.clock import Clock
 from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunsPage, RunTimeseriesBucket
-from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
-from sync.durations import retention
-from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
-from sync.prune import prune
-from sync.upgrade import UpgradeReport, upgrade_archive
+from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport
+from sync.export import DEFAULT_BATCH_SIZE, ExportReport
+from sync.progress import Progress
+from sync.upgrade import UpgradeReport
+from sync.verify import VerifyReport
 
 if TYPE_CHECKING:
     import polars as pl
@@ -41,9 +44,7 @@ class AsyncFlowRunStore(AsyncRunStore):
             dsn, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
         )
         self.settings = settings
-        self.analytics = RunAnalytics(
-            dsn, settings.archive, schema=settings.schema, clock=clock, storage_options=settings.storage_options
-        )
+        self.analytics = archive_jobs.reader(settings, dsn, clock)
 
     @classmethod
     async def connect(
@@ -117,70 +118,82 @@ class AsyncFlowRunStore(AsyncRunStore):
         """Runs re-run from ``source_run_id``, newest first."""
         return await asyncio.to_thread(self.analytics.get_derived_runs, source_run_id)
 
+    async def warm_search(self) -> None:
+        """Build the archive's search documents now rather than on the first search."""
+        await asyncio.to_thread(self.analytics.warm_search)
+
+    async def timeseries_frame(
+        self, granularity: Granularity | str, since: datetime, until: datetime, flow_id: uuid.UUID | None = None
+    ) -> pl.DataFrame:
+        """``get_run_timeseries`` as a polars frame; ``timestamp`` stays UTC."""
+        return await asyncio.to_thread(self.analytics.timeseries_frame, granularity, since, until, flow_id)
+
     async def runs(self) -> pl.DataFrame:
-        """Every run, live and archived, as a polars frame."""
+        """Every run (live UNION archive, once each), newest first, with its ``revision`` and ``duration``."""
         return await asyncio.to_thread(self.analytics.runs)
 
     async def steps(self) -> pl.DataFrame:
-        """Every step at its run's newest version, as a polars frame."""
+        """Every step at its run's winning version, with ``duration``, ``retries`` and ``retried``."""
         return await asyncio.to_thread(self.analytics.steps)
 
     async def attempts(self) -> pl.DataFrame:
-        """Every attempt at its run's newest version, as a polars frame."""
+        """Every attempt at its run's winning version, with ``duration`` and ``retry`` (follows a failure)."""
         return await asyncio.to_thread(self.analytics.attempts)
+
+    async def flows(self) -> pl.DataFrame:
+        """Every flow: ``flow_id``, its newest ``flow_name``, ``runs``, ``last_run`` and ``last_status``."""
+        return await asyncio.to_thread(self.analytics.flows)
+
+    async def resolve_flow(self, flow: str | uuid.UUID) -> uuid.UUID:
+        """The flow id for a flow name, an id, or a unique id prefix (reports take ids)."""
+        return await asyncio.to_thread(self.analytics.resolve_flow, flow)
+
+    async def resolve_run(self, run: str | uuid.UUID) -> uuid.UUID | None:
+        """The run id for an id or a unique prefix of one; None when no run matches."""
+        return await asyncio.to_thread(self.analytics.resolve_run, run)
 
     async def sql(self, query: str) -> pl.DataFrame:
         """DuckDB SQL over the views ``runs``, ``steps`` and ``attempts``."""
         return await asyncio.to_thread(self.analytics.sql, query)
 
-    async def export(self, batch_size: int = DEFAULT_BATCH_SIZE, *, wait: float = 0.0) -> ExportReport:
-        """Move every completed run waiting in the outbox to the archive, exactly once."""
-        return await asyncio.to_thread(
-            export_completed_runs,
-            self.dsn,
-            self.settings.archive,
-            batch_size,
-            schema=self.schema,
-            clock=self._clock,
-            wait=wait,
-            storage_options=self.settings.storage_options,
-        )
+    # -- export and retention: the sync jobs (flowrun.archive_jobs) in a worker thread ---------------
 
-    async def prune(self, older_than: timedelta | str) -> int:
+    async def export(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
+    ) -> ExportReport:
+        """Move every completed run waiting in the outbox to the Delta archive, exactly once."""
+        return await asyncio.to_thread(archive_jobs.export, self, self._clock, batch_size, progress=progress, wait=wait)
+
+    async def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
         """Delete from PostgreSQL the archived runs completed before now - ``older_than``; returns the count."""
-        keep = retention(older_than)
-        now = checked_now(self._clock)
-        return await asyncio.to_thread(prune, self.dsn, keep, now=now, schema=self.schema)
+        return await asyncio.to_thread(archive_jobs.prune_archived, self, self._clock, older_than, progress=progress)
 
     async def compact(
         self,
         *,
         max_rows_per_file: int = DEFAULT_MAX_FILE_ROWS,
+        progress: Progress | None = None,
         wait: float = 0.0,
         vacuum_after: timedelta = DEFAULT_VACUUM_AFTER,
     ) -> CompactReport:
         """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
         return await asyncio.to_thread(
-            compact,
-            self.dsn,
-            self.settings.archive,
-            schema=self.schema,
-            clock=self._clock,
-            wait=wait,
-            max_rows_per_file=max_rows_per_file,
-            vacuum_after=vacuum_after,
-            storage_options=self.settings.storage_options,
-        )
+            archive_jobs.compact_archive, self, self._clock,
+            max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
+        )  # fmt: skip
 
-    async def upgrade_archive(self, batch_size: int = DEFAULT_BATCH_SIZE, *, wait: float = 0.0) -> UpgradeReport:
+    async def verify_archive(self, *, progress: Progress | None = None) -> VerifyReport:
+        """Read every file of the recorded archive version back: size, row count, SHA-256 as written."""
+        return await asyncio.to_thread(archive_jobs.verify, self, self._clock, progress=progress)
+
+    async def move_archive(self, archive: str | os.PathLike[str], *, wait: float = 0.0) -> str:
+        """Record that the archive was copied to ``archive`` (same table) and read from there; the old location."""
+        return await asyncio.to_thread(archive_jobs.move, self, self._clock, archive, wait=wait)
+
+    async def upgrade_archive(
+        self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
+    ) -> UpgradeReport:
         """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
         return await asyncio.to_thread(
-            upgrade_archive,
-            self.dsn,
-            self.settings.archive,
-            batch_size,
-            schema=self.schema,
-            clock=self._clock,
-            wait=wait,
-            storage_options=self.settings.storage_options,
+            archive_jobs.upgrade, self, self._clock, batch_size, progress=progress, wait=wait
         )

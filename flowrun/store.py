@@ -5,9 +5,10 @@ PostgreSQL) and a reader (``self.analytics``, an ``olap.RunAnalytics`` over live
 and archived runs) and delegates to each with explicit, typed one-line methods;
 ``tests/flowrun/test_composition.py`` checks that every public method of both
 parts is present here with the same signature, so a method added to either
-cannot be silently missing. Export, prune, compaction and verify call the ``sync``
-package with the store's own DSN, archive, schema and clock. The embedded
-server, when no DSN is configured, is ``flowrun.embedded``'s business.
+cannot be silently missing. Export, prune, compaction, verify, move and upgrade
+are ``flowrun.archive_jobs``'s (shared with ``AsyncFlowRunStore``): the ``sync``
+jobs with the store's own DSN, archive, schema and clock. The embedded server,
+when no DSN is configured, is ``flowrun.embedded``'s business.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from flowrun import embedded
+from flowrun import archive_jobs, embedded
 from flowrun.config import Settings
 from olap.analytics import RunAnalytics
-from oltp.clock import Clock, checked_now, wall_clock
+from oltp.clock import Clock, wall_clock
 from oltp.records import (
     DashboardStatistics,
     DispatchRecord,
@@ -35,14 +36,11 @@ from oltp.records import (
     StepStatus,
 )
 from oltp.store import RunStore
-from sync.archive_identity import relocate
-from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
-from sync.durations import retention
-from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
+from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport
+from sync.export import DEFAULT_BATCH_SIZE, ExportReport
 from sync.progress import Progress
-from sync.prune import prune
-from sync.upgrade import UpgradeReport, upgrade_archive
-from sync.verify import VerifyReport, verify_archive
+from sync.upgrade import UpgradeReport
+from sync.verify import VerifyReport
 
 if TYPE_CHECKING:
     import polars as pl
@@ -76,13 +74,7 @@ class FlowRunStore:
             target, schema=settings.schema, clock=clock, migrate_schema=migrate, max_connections=settings.pool_size
         )
         try:
-            analytics = RunAnalytics(
-                target,
-                settings.archive,
-                schema=settings.schema,
-                clock=clock,
-                storage_options=settings.storage_options,
-            )
+            analytics = archive_jobs.reader(settings, target, clock)
         except BaseException:
             lifecycle.close()
             raise
@@ -304,21 +296,11 @@ class FlowRunStore:
         self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
     ) -> ExportReport:
         """Move every completed run waiting in the outbox to the Delta archive, exactly once."""
-        return export_completed_runs(
-            self.dsn,
-            self.settings.archive,
-            batch_size,
-            schema=self.schema,
-            clock=self._clock,
-            progress=progress,
-            wait=wait,
-            storage_options=self.settings.storage_options,
-        )
+        return archive_jobs.export(self, self._clock, batch_size, progress=progress, wait=wait)
 
     def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
         """Delete from PostgreSQL the archived runs completed before now - ``older_than``; returns the count."""
-        keep = retention(older_than)
-        return prune(self.dsn, keep, now=checked_now(self._clock), schema=self.schema, progress=progress)
+        return archive_jobs.prune_archived(self, self._clock, older_than, progress=progress)
 
     def compact(
         self,
@@ -329,51 +311,21 @@ class FlowRunStore:
         vacuum_after: timedelta = DEFAULT_VACUUM_AFTER,
     ) -> CompactReport:
         """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
-        return compact(
-            self.dsn,
-            self.settings.archive,
-            schema=self.schema,
-            clock=self._clock,
-            progress=progress,
-            wait=wait,
-            max_rows_per_file=max_rows_per_file,
-            vacuum_after=vacuum_after,
-            storage_options=self.settings.storage_options,
-        )
+        return archive_jobs.compact_archive(
+            self, self._clock,
+            max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
+        )  # fmt: skip
 
     def verify_archive(self, *, progress: Progress | None = None) -> VerifyReport:
         """Read every file of the recorded archive version back: size, row count, SHA-256 as written."""
-        return verify_archive(
-            self.dsn,
-            self.settings.archive,
-            schema=self.schema,
-            clock=self._clock,
-            progress=progress,
-            storage_options=self.settings.storage_options,
-        )
+        return archive_jobs.verify(self, self._clock, progress=progress)
 
     def move_archive(self, archive: str | os.PathLike[str], *, wait: float = 0.0) -> str:
-        """Record that the archive was copied to ``archive`` (same table); returns the old location."""
-        return relocate(
-            self.dsn,
-            archive,
-            schema=self.schema,
-            storage_options=self.settings.storage_options,
-            clock=self._clock,
-            wait=wait,
-        )
+        """Record that the archive was copied to ``archive`` (same table) and read from there; the old location."""
+        return archive_jobs.move(self, self._clock, archive, wait=wait)
 
     def upgrade_archive(
         self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
     ) -> UpgradeReport:
         """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
-        return upgrade_archive(
-            self.dsn,
-            self.settings.archive,
-            batch_size,
-            schema=self.schema,
-            clock=self._clock,
-            progress=progress,
-            wait=wait,
-            storage_options=self.settings.storage_options,
-        )
+        return archive_jobs.upgrade(self, self._clock, batch_size, progress=progress, wait=wait)

@@ -9,6 +9,7 @@ import pytest
 
 from oltp.store import RunStore
 from tests.conftest import FakeClock
+from tests.fixtures.fronts import front  # noqa: F401  (both front doors, for the store-method tests)
 
 
 @pytest.fixture

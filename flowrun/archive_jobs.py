@@ -1,0 +1,119 @@
+"""The archive jobs of a front door, written once for ``FlowRunStore`` and ``AsyncFlowRunStore``.
+
+Each function runs one ``sync`` job (export, prune, compaction, verify, move,
+upgrade) with a store's DSN, schema, archive location, storage options and
+clock. ``FlowRunStore`` calls them directly; ``AsyncFlowRunStore`` calls the same
+functions in a worker thread, since they block on PostgreSQL, DuckDB and
+storage. ``move`` also points the store's settings and reader at the new
+location, so the store goes on reading and exporting where the archive now lives.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from typing import Protocol, TypedDict
+
+from flowrun.config import Settings
+from olap.analytics import RunAnalytics
+from oltp.clock import Clock, checked_now
+from sync.archive_identity import relocate
+from sync.compact import CompactReport, compact
+from sync.durations import retention
+from sync.export import ExportReport, export_completed_runs
+from sync.progress import Progress
+from sync.prune import prune
+from sync.upgrade import UpgradeReport, upgrade_archive
+from sync.verify import VerifyReport, verify_archive
+
+
+class ArchiveFront(Protocol):
+    """What the jobs use of a store: its database, its settings and its reader (both replaced by ``move``)."""
+
+    settings: Settings
+    analytics: RunAnalytics
+
+    @property
+    def dsn(self) -> str: ...
+
+    @property
+    def schema(self) -> str: ...
+
+
+def reader(settings: Settings, dsn: str, clock: Clock | None) -> RunAnalytics:
+    """The reporting reader over the live runs in ``dsn`` and the archive ``settings`` locate."""
+    return RunAnalytics(
+        dsn, settings.archive, schema=settings.schema, clock=clock, storage_options=settings.storage_options
+    )
+
+
+class _Where(TypedDict):
+    """The keyword arguments every job on the archive takes from the store."""
+
+    schema: str
+    clock: Clock
+    storage_options: Mapping[str, str] | None
+
+
+def _where(store: ArchiveFront, clock: Clock) -> _Where:
+    return {"schema": store.schema, "clock": clock, "storage_options": store.settings.storage_options}
+
+
+def export(
+    store: ArchiveFront, clock: Clock, batch_size: int, *, progress: Progress | None, wait: float
+) -> ExportReport:
+    """``sync.export_completed_runs`` on the store's database and archive."""
+    archive = store.settings.archive
+    return export_completed_runs(store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock))
+
+
+def prune_archived(store: ArchiveFront, clock: Clock, older_than: timedelta | str, *, progress: Progress | None) -> int:
+    """``sync.prune`` of the runs completed before the clock's now - ``older_than``."""
+    keep = retention(older_than)
+    return prune(store.dsn, keep, now=checked_now(clock), schema=store.schema, progress=progress)
+
+
+def compact_archive(
+    store: ArchiveFront,
+    clock: Clock,
+    *,
+    max_rows_per_file: int,
+    progress: Progress | None,
+    wait: float,
+    vacuum_after: timedelta,
+) -> CompactReport:
+    """``sync.compact`` of the store's archive."""
+    return compact(
+        store.dsn, store.settings.archive,
+        max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
+        **_where(store, clock),
+    )  # fmt: skip
+
+
+def verify(store: ArchiveFront, clock: Clock, *, progress: Progress | None) -> VerifyReport:
+    """``sync.verify_archive`` of the store's archive."""
+    return verify_archive(store.dsn, store.settings.archive, progress=progress, **_where(store, clock))
+
+
+def upgrade(
+    store: ArchiveFront, clock: Clock, batch_size: int, *, progress: Progress | None, wait: float
+) -> UpgradeReport:
+    """``sync.upgrade_archive`` of a v1 archive at the store's location."""
+    archive = store.settings.archive
+    return upgrade_archive(store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock))
+
+
+def move(store: ArchiveFront, clock: Clock, archive: str | os.PathLike[str], *, wait: float) -> str:
+    """``sync.relocate`` to ``archive``, then the store's settings and reader point there; the old location.
+
+    The old reader is closed: a report still running on it (another thread's) fails, as it would
+    have anyway once the move was recorded (``ArchiveConflict``).
+    """
+    old = relocate(store.dsn, archive, wait=wait, **_where(store, clock))
+    moved = replace(store.settings, archive=os.fspath(archive))
+    previous, store.analytics = store.analytics, reader(moved, store.dsn, clock)
+    store.settings = moved
+    previous.close()
+    return old
