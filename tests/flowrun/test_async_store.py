@@ -7,6 +7,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+import polars as pl
+
 from flowrun import AsyncFlowRunStore, FlowRunStore, RunStatus
 from tests.conftest import FakeClock
 from tests.fixtures.s3_server import S3Server
@@ -42,6 +44,10 @@ def test_the_async_front_door_writes_reports_exports_and_prunes(dsn: str, clock:
             assert (stats.total_flows, stats.active_runs) == (1, 1)
             assert (await store.runs()).height == 66
             assert (await store.sql("SELECT count(*) AS n FROM runs WHERE status = 'Failed'"))["n"].to_list() == [64]
+            assert (await store.flows())["flow_id"].to_list() == [str(flow)]
+            assert await store.resolve_flow(str(flow)[:8]) == flow
+            assert (await store.resolve_run(str(old)), await store.resolve_run("f" * 12)) == (old, None)
+            await store.warm_search()
 
     asyncio.run(scenario())
 
@@ -52,11 +58,15 @@ def test_the_async_front_door_writes_reports_exports_and_prunes(dsn: str, clock:
         since, until = clock.now - timedelta(days=2), clock.now + timedelta(seconds=1)
         buckets = sync_store.get_run_timeseries("day", since, until)
 
-        async def async_buckets() -> list[object]:
+        async def async_buckets() -> tuple[list[object], pl.DataFrame]:
             async with await AsyncFlowRunStore.connect(dsn=dsn, archive=root, clock=clock, home=home) as store:
-                return list(await store.get_run_timeseries("day", since, until))
+                return list(await store.get_run_timeseries("day", since, until)), await store.timeseries_frame(
+                    "day", since, until
+                )
 
-        assert asyncio.run(async_buckets()) == buckets
+        listed, frame = asyncio.run(async_buckets())
+        assert listed == buckets
+        assert frame.equals(sync_store.timeseries_frame("day", since, until)) and frame.height == len(buckets)
 
 
 def test_the_async_jobs_reach_an_s3_archive_with_the_stores_options(
