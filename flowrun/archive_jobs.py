@@ -4,7 +4,7 @@ Each function runs one ``sync`` job (export, prune, compaction, verify, move,
 upgrade) with a store's DSN, schema, archive location, storage options and
 clock. ``FlowRunStore`` calls them directly; ``AsyncFlowRunStore`` calls the same
 functions in a worker thread, since they block on PostgreSQL, DuckDB and
-storage. ``move`` also points the store's settings and reader at the new
+storage. ``move_archive`` also points the store's settings and reader at the new
 location, so the store goes on reading and exporting where the archive now lives.
 """
 
@@ -16,21 +16,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Protocol, TypedDict
 
+import sync
 from flowrun.config import Settings
 from olap.analytics import RunAnalytics
 from oltp.clock import Clock, checked_now
-from sync.archive_identity import relocate
-from sync.compact import CompactReport, compact
+from sync import CompactReport, ExportReport, Progress, UpgradeReport, VerifyReport
 from sync.durations import retention
-from sync.export import ExportReport, export_completed_runs
-from sync.progress import Progress
-from sync.prune import prune
-from sync.upgrade import UpgradeReport, upgrade_archive
-from sync.verify import VerifyReport, verify_archive
 
 
 class ArchiveFront(Protocol):
-    """What the jobs use of a store: its database, its settings and its reader (both replaced by ``move``)."""
+    """What the jobs use of a store: its database, settings and reader (``move_archive`` replaces the last two)."""
 
     settings: Settings
     analytics: RunAnalytics
@@ -66,16 +61,18 @@ def export(
 ) -> ExportReport:
     """``sync.export_completed_runs`` on the store's database and archive."""
     archive = store.settings.archive
-    return export_completed_runs(store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock))
+    return sync.export_completed_runs(
+        store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock)
+    )
 
 
-def prune_archived(store: ArchiveFront, clock: Clock, older_than: timedelta | str, *, progress: Progress | None) -> int:
+def prune(store: ArchiveFront, clock: Clock, older_than: timedelta | str, *, progress: Progress | None) -> int:
     """``sync.prune`` of the runs completed before the clock's now - ``older_than``."""
     keep = retention(older_than)
-    return prune(store.dsn, keep, now=checked_now(clock), schema=store.schema, progress=progress)
+    return sync.prune(store.dsn, keep, now=checked_now(clock), schema=store.schema, progress=progress)
 
 
-def compact_archive(
+def compact(
     store: ArchiveFront,
     clock: Clock,
     *,
@@ -85,33 +82,33 @@ def compact_archive(
     vacuum_after: timedelta,
 ) -> CompactReport:
     """``sync.compact`` of the store's archive."""
-    return compact(
+    return sync.compact(
         store.dsn, store.settings.archive,
         max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
         **_where(store, clock),
     )  # fmt: skip
 
 
-def verify(store: ArchiveFront, clock: Clock, *, progress: Progress | None) -> VerifyReport:
+def verify_archive(store: ArchiveFront, clock: Clock, *, progress: Progress | None) -> VerifyReport:
     """``sync.verify_archive`` of the store's archive."""
-    return verify_archive(store.dsn, store.settings.archive, progress=progress, **_where(store, clock))
+    return sync.verify_archive(store.dsn, store.settings.archive, progress=progress, **_where(store, clock))
 
 
-def upgrade(
+def upgrade_archive(
     store: ArchiveFront, clock: Clock, batch_size: int, *, progress: Progress | None, wait: float
 ) -> UpgradeReport:
     """``sync.upgrade_archive`` of a v1 archive at the store's location."""
     archive = store.settings.archive
-    return upgrade_archive(store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock))
+    return sync.upgrade_archive(store.dsn, archive, batch_size, progress=progress, wait=wait, **_where(store, clock))
 
 
-def move(store: ArchiveFront, clock: Clock, archive: str | os.PathLike[str], *, wait: float) -> str:
+def move_archive(store: ArchiveFront, clock: Clock, archive: str | os.PathLike[str], *, wait: float) -> str:
     """``sync.relocate`` to ``archive``, then the store's settings and reader point there; the old location.
 
     The old reader is closed: a report still running on it (another thread's) fails, as it would
     have anyway once the move was recorded (``ArchiveConflict``).
     """
-    old = relocate(store.dsn, archive, wait=wait, **_where(store, clock))
+    old = sync.relocate(store.dsn, archive, wait=wait, **_where(store, clock))
     moved = replace(store.settings, archive=os.fspath(archive))
     previous, store.analytics = store.analytics, reader(moved, store.dsn, clock)
     store.settings = moved

@@ -166,7 +166,7 @@ class AsyncFlowRunStore(AsyncRunStore):
 
     async def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
         """Delete from PostgreSQL the archived runs completed before now - ``older_than``; returns the count."""
-        return await asyncio.to_thread(archive_jobs.prune_archived, self, self._clock, older_than, progress=progress)
+        return await asyncio.to_thread(archive_jobs.prune, self, self._clock, older_than, progress=progress)
 
     async def compact(
         self,
@@ -178,22 +178,22 @@ class AsyncFlowRunStore(AsyncRunStore):
     ) -> CompactReport:
         """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
         return await asyncio.to_thread(
-            archive_jobs.compact_archive, self, self._clock,
+            archive_jobs.compact, self, self._clock,
             max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
         )  # fmt: skip
 
     async def verify_archive(self, *, progress: Progress | None = None) -> VerifyReport:
         """Read every file of the recorded archive version back: size, row count, SHA-256 as written."""
-        return await asyncio.to_thread(archive_jobs.verify, self, self._clock, progress=progress)
+        return await asyncio.to_thread(archive_jobs.verify_archive, self, self._clock, progress=progress)
 
     async def move_archive(self, archive: str | os.PathLike[str], *, wait: float = 0.0) -> str:
         """Record that the archive was copied to ``archive`` (same table) and read from there; the old location."""
-        return await asyncio.to_thread(archive_jobs.move, self, self._clock, archive, wait=wait)
+        return await asyncio.to_thread(archive_jobs.move_archive, self, self._clock, archive, wait=wait)
 
     async def upgrade_archive(
         self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
     ) -> UpgradeReport:
         """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
         return await asyncio.to_thread(
-            archive_jobs.upgrade, self, self._clock, batch_size, progress=progress, wait=wait
+            archive_jobs.upgrade_archive, self, self._clock, batch_size, progress=progress, wait=wait
         )

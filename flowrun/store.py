@@ -300,7 +300,7 @@ class FlowRunStore:
 
     def prune(self, older_than: timedelta | str, *, progress: Progress | None = None) -> int:
         """Delete from PostgreSQL the archived runs completed before now - ``older_than``; returns the count."""
-        return archive_jobs.prune_archived(self, self._clock, older_than, progress=progress)
+        return archive_jobs.prune(self, self._clock, older_than, progress=progress)
 
     def compact(
         self,
@@ -311,21 +311,21 @@ class FlowRunStore:
         vacuum_after: timedelta = DEFAULT_VACUUM_AFTER,
     ) -> CompactReport:
         """Optimize the archive's partitions (sorted by start time), checkpoint, vacuum after ``vacuum_after``."""
-        return archive_jobs.compact_archive(
+        return archive_jobs.compact(
             self, self._clock,
             max_rows_per_file=max_rows_per_file, progress=progress, wait=wait, vacuum_after=vacuum_after,
         )  # fmt: skip
 
     def verify_archive(self, *, progress: Progress | None = None) -> VerifyReport:
         """Read every file of the recorded archive version back: size, row count, SHA-256 as written."""
-        return archive_jobs.verify(self, self._clock, progress=progress)
+        return archive_jobs.verify_archive(self, self._clock, progress=progress)
 
     def move_archive(self, archive: str | os.PathLike[str], *, wait: float = 0.0) -> str:
         """Record that the archive was copied to ``archive`` (same table) and read from there; the old location."""
-        return archive_jobs.move(self, self._clock, archive, wait=wait)
+        return archive_jobs.move_archive(self, self._clock, archive, wait=wait)
 
     def upgrade_archive(
         self, batch_size: int = DEFAULT_BATCH_SIZE, *, progress: Progress | None = None, wait: float = 0.0
     ) -> UpgradeReport:
         """Convert a v1 Parquet archive at the store's location into the Delta table (a no-op once done)."""
-        return archive_jobs.upgrade(self, self._clock, batch_size, progress=progress, wait=wait)
+        return archive_jobs.upgrade_archive(self, self._clock, batch_size, progress=progress, wait=wait)
