@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest revision in ``oltp/migrations/versions``: a new revision changes it here, and
 # tests/oltp/test_migrations.py fails while this and alembic's own head differ.
-HEAD = "0007"
+HEAD = "0008"
 # One migration at a time per database, whatever the schema: concurrent `open(migrate=True)`
 # calls from several processes must not race to create the same tables.
 _MIGRATION_LOCK = 0x666C6F7772756E  # "flowrun"

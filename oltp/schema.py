@@ -15,7 +15,7 @@ notification triggers) and 0004/0005 (step-write functions).
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from oltp.records import RunStatus, StepStatus
 
@@ -177,16 +177,22 @@ archive_state = sa.Table(
     sa.CheckConstraint("singleton", name="singleton"),
 )
 
-# The (run, revision) pairs of the export batch being committed to Delta: written before
-# the Delta commit, so a job that finds that commit after a crash knows which outbox rows
-# it covered; emptied by the transaction that records the batch.
+# The outbox rows of the export batch being committed to Delta, as ONE row of aligned
+# arrays (migration 0008): written before the Delta commit, so a job that finds that
+# commit after a crash knows which (run, revision) pairs it covered; deleted by the
+# transaction that records the batch.
 archive_pending = sa.Table(
     "archive_pending",
     metadata,
-    sa.Column("run_id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("revision", sa.BigInteger, nullable=False),
-    sa.Column("started_date", sa.Date),  # null: a run the batch drops from the queue (Running again)
-    sa.Column("batch", sa.BigInteger, nullable=False),
+    sa.Column("batch", sa.BigInteger, primary_key=True),
+    sa.Column("run_ids", ARRAY(UUID(as_uuid=True)), nullable=False),
+    sa.Column("revisions", ARRAY(sa.BigInteger), nullable=False),
+    # An element is null for a run the batch drops from the queue (Running again).
+    sa.Column("started_dates", ARRAY(sa.Date), nullable=False),
+    sa.CheckConstraint(
+        "cardinality(revisions) = cardinality(run_ids) AND cardinality(started_dates) = cardinality(run_ids)",
+        name="aligned",
+    ),
 )
 
 # The SHA-256 of every archive data file (``path`` relative to the Delta table), recorded by

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -109,3 +110,29 @@ def test_the_revision_read_with_one_query_is_the_one_alembic_reads(empty_dsn: st
     with pytest.raises(MigrationRequired, match=f"at revision 0003, this library needs {migrate.HEAD}"):
         migrate.check(empty_dsn)
     assert migrate.current_revision(empty_dsn, "other") is None  # another schema has no version table
+
+
+def test_a_filed_export_batch_moves_to_one_row_of_arrays_and_back(empty_dsn: str) -> None:
+    # A batch a crashed job left filed at 0007 (one row per run) must still be finished or
+    # discarded after the upgrade: 0008 carries it over as one row, aligned by run.
+    upgrade_to(empty_dsn, "0007")
+    a, b, c = sorted(uuid.uuid4() for _ in range(3))
+    filed = [(b, 4, None), (a, 2, T0.date()), (c, 7, T0.date())]
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO flowrun, public")
+        conn.cursor().executemany(
+            "INSERT INTO archive_pending (run_id, revision, started_date, batch) VALUES (%s, %s, %s, 9)", filed
+        )
+    upgrade_to(empty_dsn, "0008")
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        conn.execute("SET search_path TO flowrun, public")
+        rows = conn.execute("SELECT batch, run_ids, revisions, started_dates FROM archive_pending").fetchall()
+        assert rows == [(9, [a, b, c], [2, 4, 7], [T0.date(), None, T0.date()])]
+        with pytest.raises(psycopg.errors.CheckViolation):  # the arrays stay aligned
+            conn.execute("UPDATE archive_pending SET revisions = revisions[1:2]")
+    with migrate._engine(empty_dsn, "flowrun").connect() as conn:
+        command.downgrade(migrate._config(conn, "flowrun"), "0007")
+        conn.commit()
+    with psycopg.connect(empty_dsn, autocommit=True) as conn:
+        back = conn.execute("SELECT run_id, revision, started_date FROM flowrun.archive_pending ORDER BY revision")
+        assert back.fetchall() == sorted(filed, key=lambda row: row[1])
