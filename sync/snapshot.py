@@ -1,10 +1,10 @@
 """Reading export batches from PostgreSQL as Arrow, each batch from one snapshot.
 
-A batch is three statements in one ``REPEATABLE READ`` transaction: the next
-outbox rows with their runs, then the steps and the attempts of the runs to
-export (probed by primary key with ``= ANY($1::uuid[])``); the attempts may be
-read on a second connection that imports the same snapshot, in parallel with
-the steps. Every row therefore belongs to the same revision of its run, the
+A batch is four statements in one ``REPEATABLE READ`` transaction: the next
+outbox rows, their runs, then the steps and the attempts of the runs to export
+(all three probed by primary key with ``= ANY($1::uuid[])``); the attempts may
+be read on a second connection that imports the same snapshot, in parallel
+with the steps. Every row therefore belongs to the same revision of its run, the
 newest as of the snapshot. Steps and attempts carry only their run's id: the
 row builder finds their run by it (``sync.archive_rows``), so the plans stay
 index probes without a join.
@@ -18,27 +18,29 @@ from datetime import datetime
 from typing import NamedTuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from sync.arrow_connection import ArrowConnection, array_param, scalar_param
-from sync.arrow_schemas import TS, UUID
+from sync.arrow_schemas import TS, UUID, storage
 
-# The outbox rows of one batch, oldest first, with their runs as of the snapshot. A row
-# is exportable when its run is terminal; a run reopened to Running is only dropped.
+# The outbox rows of one batch, oldest first; then their runs as of the snapshot, by key.
+# A row is exportable when its run is terminal; a run reopened to Running is only dropped.
 # The writers queue each (run, revision) once, in the transaction that makes it, and an
 # export deletes the row in the transaction that archives it, so a queued revision is
-# never archived already: checking archived_runs here would cost a probe per run.
+# never archived already: checking archived_runs here would cost a probe per run. The
+# runs are read with the queued ids as one array, not joined: a join probes the primary
+# key once per run (four buffer visits each), the array probes it in key order, visiting
+# each index page once (PostgreSQL 17+), and reads the heap pages in their order.
 _QUEUE = """
-SELECT o.run_id AS queue_run_id, o.enqueued_at AS queue_enqueued_at,
-       r.status <> 'Running' AS exportable,
-       r.id, r.flow_id, r.flow_name, r.status, r.trigger_key, r.trigger_data_json, r.background_job_id,
-       r.started_at, r.completed_at, r.source_run_id, r.revision
-  FROM export_outbox o JOIN flow_runs r ON r.id = o.run_id
- {after}
- ORDER BY o.enqueued_at, o.run_id
- LIMIT $1
+SELECT run_id, enqueued_at FROM export_outbox {after} ORDER BY enqueued_at, run_id LIMIT $1
 """
-_AFTER = "WHERE (o.enqueued_at, o.run_id) > ($2, $3)"
+_AFTER = "WHERE (enqueued_at, run_id) > ($2, $3)"
+_RUNS = """
+SELECT id, flow_id, flow_name, status, trigger_key, trigger_data_json, background_job_id,
+       started_at, completed_at, source_run_id, revision
+  FROM flow_runs WHERE id = ANY($1::uuid[])
+"""
 
 _STEPS = """
 SELECT run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,
@@ -119,7 +121,11 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
         if after is not None:
             params += [scalar_param(after.enqueued_at, TS), scalar_param(after.run_id.bytes, UUID)]
         queue = conn.query(_QUEUE.format(after=_AFTER if after is not None else ""), *params).combine_chunks()
-        runs = queue.filter(queue.column("exportable"))
+        queued = queue.column("run_id").combine_chunks()
+        # Every queued run is there in the same snapshot (the outbox's foreign key): in queue order.
+        found = conn.query(_RUNS, array_param(queued))
+        taken = found.take(pc.index_in(storage(queued), value_set=storage(found.column("id").combine_chunks())))
+        runs = taken.filter(pc.not_equal(taken.column("status"), "Running"))
         ids = runs.column("id").combine_chunks()
         if len(ids):
             pending = helper.attempts(conn.rows(_EXPORT_SNAPSHOT)[0][0], ids) if helper else None
@@ -128,13 +134,12 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
             attempts = pending.result() if pending else conn.query(_ATTEMPTS, array_param(ids))
     last = None
     if queue.num_rows:
-        last = QueueKey(queue.column("queue_enqueued_at")[-1].as_py(), queue.column("queue_run_id")[-1].as_py())
-    runs = runs.drop_columns(["queue_run_id", "queue_enqueued_at", "exportable"])
+        last = QueueKey(queue.column("enqueued_at")[-1].as_py(), queued[-1].as_py())
     if not len(ids):
         steps = attempts = pa.table({})
     return Batch(
-        taken_ids=queue.column("id").combine_chunks(),
-        taken_revisions=queue.column("revision").combine_chunks(),
+        taken_ids=taken.column("id").combine_chunks(),
+        taken_revisions=taken.column("revision").combine_chunks(),
         runs=runs,
         steps=steps,
         attempts=attempts,
