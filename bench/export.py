@@ -13,7 +13,12 @@ its peak RSS is its own:
   search documents, sorting, one Delta commit and one PostgreSQL transaction per
   batch).
 
-It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6).
+It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6),
+and where the machine's CPU went during each measurement: the measured process,
+the PostgreSQL server, and everything else. Both measurements need most of two
+cores, so other work on the machine slows them, by amounts that differ between
+the two: a ratio from a run whose "other" CPU (or CPU "stolen" by the virtual
+machine's host) is not near zero was measured on a busy machine.
 
     python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR]
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -39,6 +45,7 @@ from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -209,10 +216,61 @@ print(json.dumps({**report._asdict(), "rss": rss}))
 """
 
 
-def _child(script: str, *args: str) -> dict[str, Any]:
+def _machine_cpu() -> tuple[float, float]:
+    """CPU seconds all cores have spent busy since boot (all processes), and stolen by the hypervisor."""
+    times = psutil.cpu_times()._asdict()
+    # Linux counts guest time inside user time already; idle and iowait are not busy; steal is
+    # time this virtual machine wanted a core and the host gave it to someone else.
+    busy = sum(v for k, v in times.items() if k not in ("idle", "iowait", "guest", "guest_nice", "steal"))
+    return float(busy), float(times.get("steal", 0.0))
+
+
+def _server_cpu(postmaster: int | None) -> dict[int, float]:
+    """CPU seconds of the server's processes by pid; the postmaster's entry includes its exited children."""
+    if postmaster is None:
+        return {}
+    try:
+        main = psutil.Process(postmaster)
+        own = main.cpu_times()
+        cpu = {postmaster: own.user + own.system + own.children_user + own.children_system}
+        for child in main.children():
+            try:
+                times = child.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            cpu[child.pid] = times.user + times.system
+    except psutil.NoSuchProcess:
+        return {}
+    return cpu
+
+
+def _server_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """Server CPU between two readings: a backend that exited in between is counted once, in the postmaster's."""
+    gone = sum(cpu for pid, cpu in before.items() if pid not in after)
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items()) - gone
+
+
+def _child(script: str, *args: str, postmaster: int | None = None) -> dict[str, Any]:
+    (busy, steal), server, load = _machine_cpu(), _server_cpu(postmaster), os.getloadavg()[0]
+    disk = psutil.disk_io_counters()
+    started = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
     sys.stderr.write(done.stderr)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    process = ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime
+    postgres = _server_delta(server, _server_cpu(postmaster))
+    busy_after, steal_after = _machine_cpu()
+    machine = busy_after - busy
+    disk_after = psutil.disk_io_counters()
+    if disk is not None and disk_after is not None:
+        result["disk"] = {
+            "written": disk_after.write_bytes - disk.write_bytes,
+            "busy": (getattr(disk_after, "busy_time", 0) - getattr(disk, "busy_time", 0)) / 1000,
+        }
+    other = max(machine - process - postgres, 0.0)
+    result["cpu"] = {"process": process, "postgres": postgres, "other": other, "steal": steal_after - steal}
+    result["load"] = (load, os.getloadavg()[0])
     return result
 
 
@@ -245,8 +303,9 @@ def main() -> None:
     baseline_dir = work / "baseline"
     baseline_dir.mkdir(exist_ok=True)
     columns = {"flow_runs": RUN_COLUMNS, "flow_steps": STEP_COLUMNS, "flow_step_attempts": ATTEMPT_COLUMNS}
-    base = _child(_BASELINE, dsn, str(baseline_dir), json.dumps(columns))
-    ours = _child(_EXPORT, dsn, str(work / "archive"), str(args.batch_size))
+    postmaster = embedded.status(server.pgdata).pid if server is not None else None
+    base = _child(_BASELINE, dsn, str(baseline_dir), json.dumps(columns), postmaster=postmaster)
+    ours = _child(_EXPORT, dsn, str(work / "archive"), str(args.batch_size), postmaster=postmaster)
 
     ours_rows = ours["runs"] + ours["steps"] + ours["attempts"]
     assert ours["runs"] == args.runs and ours_rows == base["rows"], (ours, base)
@@ -265,6 +324,17 @@ def main() -> None:
         )
     print(f"\nratio export / baseline (rows/s): {base['seconds'] / ours['seconds']:.2f} (goal >= 0.6)")
     print(f"archive: {ours['files']} Delta commits")
+    postgres = "PostgreSQL" if server is not None else "PostgreSQL (not measured: --dsn)"
+    print(f"\n| CPU seconds during | its process | {postgres} | other processes | stolen | load average | disk |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, result in (("baseline", base), ("export", ours)):
+        cpu, loads = result["cpu"], result["load"]
+        disk = result.get("disk")
+        io = f"{disk['written'] / 2**20:,.0f} MiB written, busy {disk['busy']:.1f} s" if disk else ""
+        print(
+            f"| {name} | {cpu['process']:.1f} | {cpu['postgres']:.1f} | {cpu['other']:.1f} | {cpu['steal']:.1f}"
+            f" | {loads[0]:.1f} -> {loads[1]:.1f} | {io} |"
+        )
 
 
 if __name__ == "__main__":
