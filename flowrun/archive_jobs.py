@@ -105,8 +105,8 @@ def upgrade_archive(
 def move_archive(store: ArchiveFront, clock: Clock, archive: str | os.PathLike[str], *, wait: float) -> str:
     """``sync.relocate`` to ``archive``, then the store's settings and reader point there; the old location.
 
-    The old reader is closed: a report still running on it (another thread's) fails, as it would
-    have anyway once the move was recorded (``ArchiveConflict``).
+    The old reader is closed: a report already running on it (another thread's) finishes first,
+    and one started on it after the move is ``StoreUnavailable`` (the store's next call uses the new one).
     """
     old = sync.relocate(store.dsn, archive, wait=wait, **_where(store, clock))
     moved = replace(store.settings, archive=os.fspath(archive))

@@ -71,7 +71,7 @@ class RunAnalytics:
         self.close()
 
     def close(self) -> None:
-        """Close the PostgreSQL connection and the DuckDB database."""
+        """Refuse new reports; close the PostgreSQL connection and DuckDB database when those in progress end."""
         self._sources.close()
 
     # -- reporting -------------------------------------------------------------------------

@@ -134,10 +134,19 @@ class Sources:
         self._lock = threading.Lock()
         self._cache = ArchiveCache(Manifest(None))
         self._closed = False
+        # Calls in progress: DuckDB refuses to close a database one of them is querying (it does
+        # not wait), so ``close`` leaves the connections to the last call that ends.
+        self._calls = 0
 
     def close(self) -> None:
-        """Close the PostgreSQL connection and the DuckDB database."""
-        self._closed = True
+        """Refuse new calls; close the PostgreSQL connection and the DuckDB database once no call is in progress."""
+        with self._lock:
+            self._closed = True
+            busy = self._calls > 0
+        if not busy:
+            self._close_connections()
+
+    def _close_connections(self) -> None:
         if self.live is not None:
             self.live.close()
         self._duck.close()
@@ -159,6 +168,22 @@ class Sources:
     @contextmanager
     def call(self, read_live: LiveReads) -> Iterator[Call]:
         """Snapshot the live side, register its tables in a fresh cursor."""
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the reader is closed")
+            self._calls += 1
+        try:
+            with self._view(read_live) as call:
+                yield call
+        finally:
+            with self._lock:
+                self._calls -= 1
+                last = self._closed and self._calls == 0
+            if last:  # closed while this call ran
+                self._close_connections()
+
+    @contextmanager
+    def _view(self, read_live: LiveReads) -> Iterator[Call]:
         tables: dict[str, pa.Table] = {}
         with self.live.snapshot() if self.live is not None else nullcontext(None) as snap:
             cache = self._refresh(snap)

@@ -7,13 +7,15 @@ Each test runs once on ``FlowRunStore`` and once on ``AsyncFlowRunStore`` (the
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
-from flowrun import ArchiveConflict, ArchiveCorrupt, FlowRunStore
+from flowrun import ArchiveConflict, ArchiveCorrupt, FlowRunStore, StoreUnavailable
 from sync.progress import ProgressUpdate
 from tests.conftest import FakeClock
 from tests.sync import archive_checks, workload
@@ -94,3 +96,47 @@ def test_move_archive_refuses_a_wrong_copy_and_the_store_then_reads_and_exports_
     assert front.export().runs == 1
     assert not Path(archive).exists()
     archive_checks.assert_exactly_once(db, moved)
+
+
+def test_move_archive_during_a_report_lets_it_finish_then_closes_the_old_reader(
+    front: FlowRunStore, archive: str, clock: FakeClock, tmp_path: Path
+) -> None:
+    ids = workload.play(front, clock, 2)
+    front.export()
+    moved = str(tmp_path / "moved")
+    shutil.copytree(archive, moved)
+    old = front.analytics
+    sources = old._sources
+    # No public report can be held mid-query: a DuckDB function that waits stands in for a long one,
+    # run in one reporting call's cursor (another thread's report, in flight in DuckDB).
+    entered, release = threading.Event(), threading.Event()
+
+    def gate(value: int) -> int:
+        entered.set()
+        release.wait(60)
+        return value
+
+    sources._duck.create_function("gate", gate)
+    answers: list[object] = []
+
+    def report() -> None:
+        try:
+            with sources.call(lambda snap: {}) as call:
+                answers.append(call.cur.execute("SELECT gate(7)").fetchall())
+        except BaseException as exc:  # handed to the test thread
+            answers.append(exc)
+
+    reporting = threading.Thread(target=report)
+    reporting.start()
+    try:
+        assert entered.wait(60)
+        assert front.move_archive(moved) == str(Path(archive).resolve())  # not DuckDB's "busy" error
+    finally:
+        release.set()
+        reporting.join(60)
+    assert answers == [[(7,)]]  # the report in flight finished on the old reader
+    with pytest.raises(StoreUnavailable):
+        old.get_runs()
+    with pytest.raises(duckdb.ConnectionException):  # its DuckDB database was closed after the report
+        sources._duck.execute("SELECT 1")
+    assert {r.id for r in front.get_runs()} == set(ids)
