@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 from psycopg import conninfo
 
+from oltp.arguments import path_text, string_mapping, text
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
 
@@ -78,9 +79,9 @@ class Settings:
         storage_options: Mapping[str, str] | None = None,
     ) -> Settings:
         """Fill every setting from the arguments, the environment or the defaults, and validate."""
-        home_path = Path(home).expanduser() if home is not None else default_home()
+        home_path = Path(path_text(home, "home")).expanduser() if home is not None else default_home()
         dsn = dsn or os.environ.get("FLOWRUN_DSN") or None  # an empty DSN is no DSN
-        archive_text = os.fspath(archive) if archive is not None else os.environ.get("FLOWRUN_ARCHIVE")
+        archive_text = path_text(archive, "archive") if archive is not None else os.environ.get("FLOWRUN_ARCHIVE")
         if not archive_text:
             archive_text = str(home_path / "archive")
         _check_local_archive(archive_text)
@@ -89,11 +90,11 @@ class Settings:
             raise InvalidArgument(f"pool_size must be an integer from 1 to {MAX_POOL_SIZE}, got {size!r}")
         return cls(
             home=home_path,
-            dsn=None if dsn is None else checked_dsn(dsn),
+            dsn=None if dsn is None else checked_dsn(text(dsn, "dsn")),
             archive=archive_text,
             schema=schema_name(schema or os.environ.get("FLOWRUN_SCHEMA") or DEFAULT_SCHEMA),
             pool_size=size,
-            storage_options=None if storage_options is None else dict(storage_options),
+            storage_options=None if storage_options is None else string_mapping(storage_options, "storage_options"),
         )
 
     @property

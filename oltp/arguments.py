@@ -10,7 +10,9 @@ behaviour identical by construction.
 from __future__ import annotations
 
 import json
+import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
@@ -49,6 +51,22 @@ def text(value: object, name: str) -> str:
     if value == "":
         raise InvalidArgument(f"{name} must not be empty")
     return _storable(value, name)
+
+
+def path_text(value: object, name: str) -> str:
+    """A path or URI given as ``str`` or ``os.PathLike[str]``, as non-blank text."""
+    # os.fspath raises TypeError for anything else (an int, bytes, None): callers promise InvalidArgument.
+    text = os.fspath(value) if isinstance(value, (str, os.PathLike)) else None
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidArgument(f"{name} must be a path or URI, got {value!r}")
+    return text
+
+
+def string_mapping(value: object, name: str) -> dict[str, str]:
+    """A mapping of text to text (storage options), copied."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidArgument(f"{name} must map strings to strings, got {value!r}")
+    return dict(value)
 
 
 def step_key(value: object) -> str:

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from oltp.arguments import path_text, string_mapping
 from oltp.errors import InvalidArgument
 
 TABLE = "runs"
@@ -46,16 +47,11 @@ class ArchiveLocation:
         cls, archive: str | os.PathLike[str] | ArchiveLocation, storage_options: Mapping[str, str] | None = None
     ) -> ArchiveLocation:
         """A location from a local path or a URI; options from the argument, else the environment."""
+        given = None if storage_options is None else string_mapping(storage_options, "storage_options")
         if isinstance(archive, ArchiveLocation):
-            return archive if storage_options is None else cls(archive.uri, dict(storage_options))
-        text = os.fspath(archive)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidArgument(f"archive must be a directory or a URI, got {archive!r}")
-        uri = canonical_uri(text)
-        if storage_options is not None:
-            options = {str(k): str(v) for k, v in storage_options.items()}
-        else:
-            options = options_from_env(os.environ) if is_remote(uri) else {}
+            return archive if given is None else cls(archive.uri, given)
+        uri = canonical_uri(path_text(archive, "archive"))
+        options = given if given is not None else options_from_env(os.environ) if is_remote(uri) else {}
         if uri.startswith(("s3://", "s3a://")):
             options = {**_S3_DEFAULTS, **options}
         return cls(uri, options)

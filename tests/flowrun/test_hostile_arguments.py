@@ -221,7 +221,22 @@ def test_hostile_arguments_through_the_api_raise_typed_errors(dsn: str, monkeypa
             store.resolve_flow("no-such-flow")
         with pytest.raises(FlowRunStoreError):
             store.sql("select * from nowhere")
+        # Values of the wrong type, not only the wrong text: os.fspath and dict() raise TypeError for them.
+        for where in (123, None, b"/tmp/archive", ["/tmp/archive"], "  "):
+            with pytest.raises(InvalidArgument, match="archive"):
+                store.move_archive(where)  # type: ignore[arg-type]
         assert store.get_runs_page(skip=2**62).runs == []
         assert _table_counts(dsn) == before
     with pytest.raises(InvalidArgument, match="invalid DSN"):
         FlowRunStore.open(dsn='missing = "')
+    wrong_types: list[dict[str, object]] = [
+        {"archive": 123},
+        {"archive": b"/tmp/archive"},
+        {"home": 7},
+        {"dsn": 5432},
+        {"storage_options": "endpoint=http://127.0.0.1"},
+        {"storage_options": {"allow_http": True}},
+    ]
+    for arguments in wrong_types:
+        with pytest.raises(InvalidArgument, match=next(iter(arguments))):
+            FlowRunStore.open(**arguments)  # type: ignore[arg-type]
