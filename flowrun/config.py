@@ -43,17 +43,22 @@ def checked_dsn(dsn: str) -> str:
     return dsn
 
 
-def _check_local_archive(archive: str) -> None:
-    """A local archive must be a directory, or creatable as one (URIs are the object store's business)."""
+def kept_archive(archive: str) -> str:
+    """``archive`` as a store keeps it: a URI as given; a local path checked and made absolute.
+
+    Jobs resolve the store's archive on every call: a relative path would follow a later
+    ``os.chdir`` (a notebook's, say) to another directory, which the database then refuses.
+    """
     if "://" in archive:
-        return
+        return archive  # the object store's business
     path = Path(archive).expanduser()
     for place in (path, *path.parents):
         if place.exists():
             if not place.is_dir():
                 what = "is not a directory" if place == path else f"cannot be created: {place} is not a directory"
                 raise InvalidArgument(f"archive {archive} {what}")
-            return
+            break
+    return os.path.abspath(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +85,18 @@ class Settings:
     ) -> Settings:
         """Fill every setting from the arguments, the environment or the defaults, and validate."""
         home_path = Path(path_text(home, "home")).expanduser() if home is not None else default_home()
+        home_path = Path(os.path.abspath(home_path))  # as the archive: a later chdir must not move it
         dsn = dsn or os.environ.get("FLOWRUN_DSN") or None  # an empty DSN is no DSN
         archive_text = path_text(archive, "archive") if archive is not None else os.environ.get("FLOWRUN_ARCHIVE")
         if not archive_text:
             archive_text = str(home_path / "archive")
-        _check_local_archive(archive_text)
         size = pool_size if pool_size is not None else _pool_size(os.environ.get("FLOWRUN_POOL_SIZE", "8"))
         if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_POOL_SIZE:
             raise InvalidArgument(f"pool_size must be an integer from 1 to {MAX_POOL_SIZE}, got {size!r}")
         return cls(
             home=home_path,
             dsn=None if dsn is None else checked_dsn(text(dsn, "dsn")),
-            archive=archive_text,
+            archive=kept_archive(archive_text),
             schema=schema_name(schema or os.environ.get("FLOWRUN_SCHEMA") or DEFAULT_SCHEMA),
             pool_size=size,
             storage_options=None if storage_options is None else string_mapping(storage_options, "storage_options"),

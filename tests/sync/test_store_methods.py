@@ -67,7 +67,7 @@ def test_verify_archive_names_a_damaged_file_and_compaction_refuses_it(
 
 
 def test_move_archive_refuses_a_wrong_copy_and_the_store_then_reads_and_exports_at_the_new_place(
-    front: FlowRunStore, archive: str, clock: FakeClock, db: Any, tmp_path: Path
+    front: FlowRunStore, archive: str, clock: FakeClock, db: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = workload.play(front, clock, 3)
     front.export()
@@ -87,8 +87,11 @@ def test_move_archive_refuses_a_wrong_copy_and_the_store_then_reads_and_exports_
     assert len(front.get_runs()) == 4
 
     shutil.copytree(archive, moved)
-    assert front.move_archive(moved) == str(Path(archive).resolve())
+    monkeypatch.chdir(tmp_path)
+    assert front.move_archive("moved") == str(Path(archive).resolve())  # relative to the directory of the call
     shutil.rmtree(archive)  # the store no longer needs the old place
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # the store keeps the place the move named
     assert front.settings.archive == moved
     assert {r.id for r in front.get_runs()} == set(ids)
     assert front.get_run_detail(ids[0]) is not None  # pruned: read from the moved archive
