@@ -13,6 +13,7 @@ from psycopg import conninfo
 from oltp.arguments import path_text, string_mapping, text
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
+from sync.archive_location import canonical_uri, is_remote
 
 
 def default_home() -> Path:
@@ -44,21 +45,22 @@ def checked_dsn(dsn: str) -> str:
 
 
 def kept_archive(archive: str) -> str:
-    """``archive`` as a store keeps it: a URI as given; a local path checked and made absolute.
+    """``archive`` as a store keeps it: its canonical URI (``sync.archive_location``), a local one checked.
 
     Jobs resolve the store's archive on every call: a relative path would follow a later
     ``os.chdir`` (a notebook's, say) to another directory, which the database then refuses.
     """
-    if "://" in archive:
-        return archive  # the object store's business
-    path = Path(archive).expanduser()
+    uri = canonical_uri(archive)
+    if is_remote(uri):
+        return uri  # the object store's business
+    path = Path(uri)
     for place in (path, *path.parents):
         if place.exists():
             if not place.is_dir():
                 what = "is not a directory" if place == path else f"cannot be created: {place} is not a directory"
                 raise InvalidArgument(f"archive {archive} {what}")
             break
-    return os.path.abspath(path)
+    return uri
 
 
 @dataclass(frozen=True, slots=True)
