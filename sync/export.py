@@ -174,7 +174,7 @@ class _Job:
             earlier = bookkeeping.archived(conn, run_ids) if len(run_ids) else _NONE_ARCHIVED
         batch, earlier = self._hold_back(batch, earlier)
         with conn.transaction(by_key=True):
-            bookkeeping.write_pending(conn, number, batch.taken_ids, batch.taken_revisions, _started_dates(batch))
+            bookkeeping.write_pending(conn, number, batch.taken_ids, batch.taken_revisions, batch.taken_dates)
         crash_points.reached("pending_written")
         commits = 0
         appended = None  # the rows of an append commit: its files' indexes are built from them
@@ -227,6 +227,7 @@ class _Job:
         kept = batch._replace(
             taken_ids=batch.taken_ids.filter(keep_taken),
             taken_revisions=batch.taken_revisions.filter(keep_taken),
+            taken_dates=batch.taken_dates.filter(keep_taken),
             runs=batch.runs.filter(pc.invert(pc.is_in(_storage_column(batch.runs, "id"), value_set=held))),
             steps=_without(batch.steps, held),
             attempts=_without(batch.attempts, held),
@@ -252,10 +253,3 @@ def _without(rows: pa.Table, held: pa.Array) -> pa.Table:
 
 def _storage_column(rows: pa.Table, name: str) -> pa.Array:
     return storage(rows.column(name).combine_chunks())
-
-
-def _started_dates(batch: Batch) -> pa.Array:
-    """Each taken outbox row's run start date, null for runs the batch drops (still Running)."""
-    position = pc.index_in(storage(batch.taken_ids), value_set=storage(batch.runs.column("id").combine_chunks()))
-    starts = pc.take(batch.runs.column("started_at").combine_chunks(), position)
-    return pc.cast(starts, pa.date32())

@@ -52,6 +52,7 @@ SELECT run_id, step_key, attempt, step_type, status, input_json, output_json, er
        started_at, completed_at
   FROM flow_step_attempts WHERE run_id = ANY($1::uuid[])
 """
+_NO_DATE = pa.scalar(None, pa.date32())
 _OUTBOX_SIZE = "SELECT count(*) FROM export_outbox"
 _EXPORT_SNAPSHOT = "SELECT pg_export_snapshot()"
 
@@ -68,6 +69,7 @@ class Batch(NamedTuple):
 
     taken_ids: pa.Array  # run id of every outbox row read
     taken_revisions: pa.Array  # each run's revision in the snapshot
+    taken_dates: pa.Array  # each run's start date, null for a run still Running (not exported)
     runs: pa.Table  # the exportable runs (archive columns but exported_at)
     steps: pa.Table
     attempts: pa.Table
@@ -125,7 +127,8 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
         # Every queued run is there in the same snapshot (the outbox's foreign key): in queue order.
         found = conn.query(_RUNS, array_param(queued))
         taken = found.take(pc.index_in(storage(queued), value_set=storage(found.column("id").combine_chunks())))
-        runs = taken.filter(pc.not_equal(taken.column("status"), "Running"))
+        exportable = pc.not_equal(taken.column("status"), "Running")
+        runs = taken.filter(exportable)
         ids = runs.column("id").combine_chunks()
         if len(ids):
             pending = helper.attempts(conn.rows(_EXPORT_SNAPSHOT)[0][0], ids) if helper else None
@@ -140,6 +143,7 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
     return Batch(
         taken_ids=taken.column("id").combine_chunks(),
         taken_revisions=taken.column("revision").combine_chunks(),
+        taken_dates=pc.if_else(exportable, pc.cast(taken.column("started_at"), pa.date32()), _NO_DATE).combine_chunks(),
         runs=runs,
         steps=steps,
         attempts=attempts,
