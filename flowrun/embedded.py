@@ -36,6 +36,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ ROOT_SERVER_USER = "embedded_postgres"
 _SOCKET_PATH_MAX = 103
 _SOCKET_NAME = f".s.PGSQL.{PORT}"
 _TIMEOUT = 60
+_POLL = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +319,28 @@ def _stop(pgdata: Path, system_user: str | None) -> bool:
     if pid is None:
         return False
     try:
+        process = psutil.Process(pid)
+    except psutil.Error:  # it exited since
+        return True
+    try:
         _pg_ctl(pgdata, system_user, ["-w", "-m", "fast", "stop"])
     except subprocess.SubprocessError:
         with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
             process.terminate()
-            process.wait(_TIMEOUT)
+    # pg_ctl returns once postmaster.pid is gone, which the postmaster removes just before it
+    # exits: a caller (or the next start) must not find the old process still there.
+    _wait_exited(process)
     return True
+
+
+def _wait_exited(process: psutil.Process) -> None:
+    """Wait until ``process`` has exited (a zombie counts: it is not ours to reap), at most ``_TIMEOUT``."""
+    deadline = time.monotonic() + _TIMEOUT
+    with contextlib.suppress(psutil.Error):
+        while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(_POLL)
 
 
 def _postmaster(pgdata: Path) -> tuple[int | None, Path | None]:
