@@ -17,7 +17,15 @@ from datetime import date, timedelta
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    PostCommitHookProperties,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import TableNotFoundError
 
 from sync.archive_location import ArchiveLocation
@@ -50,6 +58,12 @@ CONFIGURATION: dict[str, str | None] = {
     # Files a compaction removed stay this long at least (vacuum is told the same, or more).
     "delta.deletedFileRetentionDuration": "interval 1 hours",
 }
+# Delta's default `delta.checkpointInterval`: the post-commit hook checkpoints every this many commits.
+_CHECKPOINT_INTERVAL = 100
+# The post-commit hook of a commit that writes no checkpoint: no expired-log cleanup. The cleanup
+# lists the whole _delta_log (a LIST on S3) after every commit, yet removes only commits older than
+# the log retention and than a checkpoint: it still runs with each commit that checkpoints.
+_NO_LOG_CLEANUP = PostCommitHookProperties(create_checkpoint=True, cleanup_expired_logs=False)
 
 
 class DataFile(NamedTuple):
@@ -67,6 +81,8 @@ class ArchiveTable:
     def __init__(self, location: ArchiveLocation, table: DeltaTable | None) -> None:
         self.location = location
         self._table = table
+        # ``files`` of one loaded version (a job asks several times per commit; the log lists every file).
+        self._files: tuple[int, list[DataFile]] | None = None
 
     @classmethod
     def open(cls, location: ArchiveLocation, version: int | None = None) -> ArchiveTable:
@@ -112,16 +128,28 @@ class ArchiveTable:
         commit = CommitProperties(
             app_transactions=[Transaction(store_id, batch)], custom_metadata={"flowrun.batch": str(batch)}
         )
-        if self._table is None or not replace:
+        if self._table is None:
             write_deltalake(
-                self._table if self._table is not None else self.location.table_uri,
+                self.location.table_uri,
                 rows,
                 mode="append",
                 partition_by=[PARTITION],
-                storage_options=dict(self.location.storage_options) if self._table is None else None,
+                storage_options=dict(self.location.storage_options),
                 writer_properties=WRITER,
-                configuration=CONFIGURATION if self._table is None else None,
+                configuration=CONFIGURATION,
                 commit_properties=commit,
+            )
+            self.refresh()
+        elif not replace:
+            # delta-rs moves the handle to the version it committed: no listing of the log after it.
+            write_deltalake(
+                self._table,
+                rows,
+                mode="append",
+                partition_by=[PARTITION],
+                writer_properties=WRITER,
+                commit_properties=commit,
+                post_commithook_properties=self._post_commit(),
             )
         else:
             # A run's start date never changes, so the earlier rows are in the dates ``replace`` lists. delta-rs
@@ -136,19 +164,35 @@ class ArchiveTable:
                     target_alias="t",
                     writer_properties=WRITER,
                     commit_properties=commit,
+                    post_commithook_properties=self._post_commit(),
                 )
                 .when_matched_update_all(predicate="s.revision > t.revision")
                 .when_not_matched_insert_all()
                 .execute()
             )
-        self.refresh()
         assert self._table is not None
         return int(self._table.version())
+
+    def _post_commit(self) -> PostCommitHookProperties | None:
+        """The post-commit hook of the next commit: the table's own settings if it writes a checkpoint."""
+        assert self._table is not None
+        interval = self._table.metadata().configuration.get("delta.checkpointInterval")
+        committed = self._table.version() + 1
+        if (committed + 1) % int(interval or _CHECKPOINT_INTERVAL) == 0:
+            return None
+        return _NO_LOG_CLEANUP
 
     def files(self) -> list[DataFile]:
         """The active data files of the loaded version."""
         if self._table is None:
             return []
+        version = int(self._table.version())
+        if self._files is None or self._files[0] != version:
+            self._files = (version, self._listed())
+        return list(self._files[1])
+
+    def _listed(self) -> list[DataFile]:
+        assert self._table is not None
         actions = pa.table(self._table.get_add_actions(flatten=True))
         columns = [
             actions.column(n).to_pylist() for n in ("path", "size_bytes", "num_records", f"partition.{PARTITION}")
