@@ -81,8 +81,16 @@ _DENSE_FLOOR = 4096
 _PAGE = mmap.PAGESIZE
 # Pages closer than this are asked for in one request (fewer system calls, a little more read).
 _GAP = 1
-# Runs whose signatures are built at once (a multiple of 8: each chunk starts on a byte of its planes).
+# Grams are taken over the concatenated documents of each ``_CHUNK`` runs: a gram spanning two
+# documents of a chunk sets a bit of the first, none spans two chunks. Part of the format (the
+# bits a file holds depend on it), so it stays 8192 for format 3.
 _CHUNK = 8192
+# Runs whose flags are set at once: ``(BITS, _BLOCK)`` booleans (256 KiB) and the block's grams
+# stay in the L2 cache, where a scattered write costs half of what it does in a larger matrix.
+# A power of two dividing ``_CHUNK``: a block is within one chunk, and its flag index is a shift.
+_BLOCK_SHIFT = 8
+_BLOCK = 1 << _BLOCK_SHIFT
+_BLOCK_RUNS = np.arange(_BLOCK, dtype=np.uint32)
 
 # A local index is written under this suffix and renamed into place; ``sweep`` deletes
 # the ones a killed job left.
@@ -100,54 +108,80 @@ def planes(docs: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.uint8]:
         docs = docs.combine_chunks() if docs.num_chunks else pa.array([], pa.large_string())
     docs = docs.cast(pa.large_string())
     n = len(docs)
-    # One spare byte: a plane's last chunk, shifted into place, may carry zero bits past the end.
-    out = np.zeros(BITS * n // 8 + 1, dtype=np.uint8)
-    for first in range(0, n, _CHUNK):
-        chunk = docs.slice(first, min(_CHUNK, n - first))
-        packed = np.packbits(_flags(chunk), axis=1, bitorder="little")  # (BITS, chunk bytes)
-        width = packed.shape[1]
-        for bit in range(BITS):
-            start = bit * n + first
-            at, shift = start // 8, start % 8
-            if shift == 0:
-                out[at : at + width] |= packed[bit]
-            else:
-                wide = packed[bit].astype(np.uint16) << shift
-                out[at : at + width] |= wide.astype(np.uint8)
-                out[at + 1 : at + 1 + width] |= (wide >> 8).astype(np.uint8)
-    return out[: BITS * n // 8]
-
-
-def _flags(docs: pa.Array) -> npt.NDArray[np.bool_]:
-    """``(BITS, n)`` booleans: which of ``docs`` (a large_string array) have each signature bit."""
-    n = len(docs)
-    flags = np.zeros(BITS * n, dtype=bool)
     offsets = np.frombuffer(docs.buffers()[1], dtype=np.int64, count=n + 1, offset=docs.offset * 8)
     data_buffer = docs.buffers()[2]
-    if data_buffer is not None and offsets[-1] - offsets[0] >= 3:
-        data = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
-        runs = np.repeat(np.arange(n, dtype=np.uint32), np.diff(offsets))
-        for bits in _gram_bits(data):
-            bits *= np.uint32(n)  # BITS * _CHUNK fits 32 bits
-            bits += runs[: len(bits)]
-            flags[bits] = True
-    return flags.reshape(BITS, n)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+    # Row b holds plane b, padded to whole bytes: each block's packed flags are one 2-D copy.
+    padded = np.zeros((BITS, (n + 7) // 8), dtype=np.uint8)
+    flags = np.empty((BITS, _BLOCK), dtype=bool)
+    for first in range(0, n, _BLOCK):
+        last = min(first + _BLOCK, n)
+        flags.fill(False)
+        chunk_end = int(offsets[min(first - first % _CHUNK + _CHUNK, n)])
+        _set_flags(flags, data, offsets[first : last + 1], chunk_end)
+        used = (last - first + 7) // 8
+        packed = np.packbits(flags, bitorder="little").reshape(BITS, _BLOCK // 8)
+        padded[:, first // 8 : first // 8 + used] = packed[:, :used]
+    if n % 8 == 0:
+        return padded.reshape(-1)
+    # Planes of n bits each, back to back. Each 8 planes are n bytes, starting on a byte, and the
+    # j-th plane of every such group starts at the same byte and bit of its group: 8 shifted copies.
+    out = np.zeros((BITS // 8, n), dtype=np.uint8)
+    width = padded.shape[1]
+    for j in range(8):
+        at, shift = divmod(j * n, 8)
+        rows = padded[j::8]
+        if shift == 0:
+            out[:, at : at + width] |= rows
+            continue
+        wide = rows.astype(np.uint16) << np.uint16(shift)
+        out[:, at : at + width] |= wide.astype(np.uint8)
+        # The carry past the group's end (plane 7's last byte) is the padding's zeros.
+        carry = min(width, n - at - 1)
+        out[:, at + 1 : at + 1 + carry] |= (wide[:, :carry] >> np.uint16(8)).astype(np.uint8)
+    return out.reshape(-1)
 
 
-def _gram_bits(data: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint32], ...]:
-    """The signature bit of the trigram, then of the 4-gram, starting at each position."""
-    if len(data) < 3:
+def _set_flags(
+    flags: npt.NDArray[np.bool_], data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], end: int
+) -> None:
+    """Set ``flags[b, i]`` for each gram's bit ``b`` starting in document ``i`` of the block ``offsets`` delimit.
+
+    Grams run on past the block's last document up to ``end``, the end of its chunk.
+    """
+    start, stop = int(offsets[0]), int(offsets[-1])
+    grams = _gram_bits(data[start : min(stop + 3, end)], stop - start)
+    if not grams:
+        return
+    runs = np.repeat(_BLOCK_RUNS[: len(offsets) - 1], np.diff(offsets))
+    flat = flags.reshape(-1)
+    for bits in grams:
+        bits <<= np.uint32(_BLOCK_SHIFT)  # BITS * _BLOCK fits 32 bits
+        bits |= runs[: len(bits)]
+        flat[bits.astype(np.intp)] = True  # an index of another type is converted more slowly by numpy
+
+
+def _gram_bits(data: npt.NDArray[np.uint8], count: int | None = None) -> tuple[npt.NDArray[np.uint32], ...]:
+    """The signature bit of the trigram, then of the 4-gram, starting at each of the first ``count`` positions.
+
+    ``count`` defaults to all of ``data``; grams that would run past its end are left out.
+    """
+    count = len(data) if count is None else count
+    trigrams_count = min(count, len(data) - 2)
+    if trigrams_count <= 0:
         return ()
-    wide = data.astype(np.uint32)
-    trigrams = wide[:-2] << np.uint32(16)
-    trigrams |= wide[1:-1] << np.uint32(8)
-    trigrams |= wide[2:]
-    fourgrams = trigrams[:-1] << np.uint32(8)
-    fourgrams |= wide[3:]
+    fourgrams_count = max(0, min(count, len(data) - 3))
+    # Bytes p to p + 3 read as one big-endian integer are the 4-gram at p, and its top three the trigram.
+    fourgrams = np.ndarray((fourgrams_count,), ">u4", buffer=data, strides=(1,)).astype(np.uint32)
+    trigrams = np.empty(trigrams_count, dtype=np.uint32)
+    np.right_shift(fourgrams, np.uint32(8), out=trigrams[:fourgrams_count])
+    if trigrams_count > fourgrams_count:  # the last trigram, too near the end for a 4-gram
+        a, b, c = (int(x) for x in data[fourgrams_count : fourgrams_count + 3])
+        trigrams[fourgrams_count] = a << 16 | b << 8 | c
     for grams, multiplier in zip((trigrams, fourgrams), _MULTIPLIERS, strict=True):
         grams *= multiplier
         grams >>= _SHIFT
-    return (trigrams, fourgrams) if len(fourgrams) else (trigrams,)
+    return (trigrams, fourgrams) if fourgrams_count else (trigrams,)
 
 
 def term_bits(term: bytes) -> list[int] | None:
@@ -194,6 +228,8 @@ def build(rows: pa.Table, file: DataFile) -> pa.Table:
 
 def _uuid_bytes(column: pa.Array, name: str) -> npt.NDArray[np.uint8]:
     """``(n, 16)`` bytes of a column of UUID text in canonical form (zeros where null)."""
+    if column.null_count == len(column):  # source_run_id of a batch without retries: nothing to convert
+        return np.zeros((len(column), _UUID), dtype=np.uint8)
     filled = column.fill_null("00000000-0000-0000-0000-000000000000").cast(pa.large_binary())
     n = len(filled)
     lengths = pc.binary_length(filled)
