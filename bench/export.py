@@ -13,6 +13,11 @@ its peak RSS is its own:
   search documents, sorting, one Delta commit and one PostgreSQL transaction per
   batch).
 
+Both processes set their allocators as the ``flowrun`` command's process does
+(``flowrun.job_process``: freed memory kept for reuse instead of faulted in again
+for every batch); ``--default-allocators`` measures both with the libraries'
+defaults instead.
+
 It prints runs/s, rows/s, peak RSS and the ratio export / baseline (goal >= 0.6),
 and where the machine's CPU went during each measurement: the measured process,
 the PostgreSQL server, and everything else. Both measurements need most of two
@@ -20,7 +25,7 @@ cores, so other work on the machine slows them, by amounts that differ between
 the two: a ratio from a run whose "other" CPU (or CPU "stolen" by the virtual
 machine's host) is not near zero was measured on a busy machine.
 
-    python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR]
+    python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR] [--default-allocators]
 
 Without ``--dsn`` it starts a private embedded PostgreSQL (default settings) in
 the work directory (a temporary one unless given). With a ``--workdir`` that
@@ -250,6 +255,10 @@ def _server_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items()) - gone
 
 
+# First thing in each measured process, as in the ``flowrun`` command (flowrun.launch).
+_CONFIGURE = "from flowrun import job_process; job_process.configure()\n"
+
+
 def _child(script: str, *args: str, postmaster: int | None = None) -> dict[str, Any]:
     (busy, steal), server, load = _machine_cpu(), _server_cpu(postmaster), os.getloadavg()[0]
     disk = psutil.disk_io_counters()
@@ -280,6 +289,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--dsn", help="an empty database to use (default: a private embedded server)")
     parser.add_argument("--workdir", help="where the server, the archive and the baseline files go")
+    parser.add_argument(
+        "--default-allocators", action="store_true", help="leave both processes' allocators at their defaults"
+    )
     args = parser.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="flowrun-bench-export-"))
@@ -304,12 +316,15 @@ def main() -> None:
     baseline_dir.mkdir(exist_ok=True)
     columns = {"flow_runs": RUN_COLUMNS, "flow_steps": STEP_COLUMNS, "flow_step_attempts": ATTEMPT_COLUMNS}
     postmaster = embedded.status(server.pgdata).pid if server is not None else None
-    base = _child(_BASELINE, dsn, str(baseline_dir), json.dumps(columns), postmaster=postmaster)
-    ours = _child(_EXPORT, dsn, str(work / "archive"), str(args.batch_size), postmaster=postmaster)
+    prelude = "" if args.default_allocators else _CONFIGURE
+    base = _child(prelude + _BASELINE, dsn, str(baseline_dir), json.dumps(columns), postmaster=postmaster)
+    ours = _child(prelude + _EXPORT, dsn, str(work / "archive"), str(args.batch_size), postmaster=postmaster)
 
     ours_rows = ours["runs"] + ours["steps"] + ours["attempts"]
     assert ours["runs"] == args.runs and ours_rows == base["rows"], (ours, base)
+    allocators = "library defaults" if args.default_allocators else "as the flowrun command sets them"
     print(f"\nexport of {args.runs:,} runs ({base['rows']:,} rows), batch size {args.batch_size:,}", end="")
+    print(f", allocators {allocators}", end="")
     print(f", {os.cpu_count()} cores")
     print("| | seconds | runs/s | rows/s | peak RSS |")
     print("|---|---:|---:|---:|---:|")

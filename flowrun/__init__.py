@@ -35,7 +35,6 @@ from oltp.records import (
     RunTimeseriesBucket,
     StepStatus,
 )
-from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
 
 if TYPE_CHECKING:
     from flowrun.async_store import AsyncFlowRunStore
@@ -43,9 +42,15 @@ if TYPE_CHECKING:
     from oltp.async_store import AsyncRunStore
     from oltp.contract import LifecycleStore
     from oltp.memory import InMemoryRunStore
+    from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
 
 # The stores load on first use (PEP 562): the CLI and the web app import only what their command needs.
+# So do the archive's errors: ``sync`` loads pyarrow, deltalake and DuckDB, which the ``flowrun``
+# command configures first (``flowrun.job_process``).
 _LAZY = {
+    "ArchiveConflict": "sync.errors",
+    "ArchiveCorrupt": "sync.errors",
+    "ArchiveUpgradeRequired": "sync.errors",
     "AsyncFlowRunStore": "flowrun.async_store",
     "AsyncRunStore": "oltp.async_store",
     "FlowRunStore": "flowrun.store",

@@ -1,0 +1,70 @@
+"""The ``flowrun`` command sets its allocators before they load; an operator's own settings win."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+
+from flowrun import job_process
+from tests.flowrun.conftest import clean_env
+
+# The real entry point in a fresh interpreter, with the allocators asked to print the options
+# they run with (jemalloc at exit, mimalloc when it starts).
+_COMMAND = """
+import json, sys
+from flowrun import job_process
+job_process.ENVIRONMENT["_RJEM_MALLOC_CONF"] += ",stats_print:true"
+job_process.ENVIRONMENT["MIMALLOC_VERBOSE"] = "1"
+applied = job_process.configure
+job_process.configure = lambda: print(json.dumps(applied()), flush=True) or []
+sys.argv = ["flowrun", "--help"]
+from flowrun.launch import main
+try:
+    main()
+except SystemExit:
+    pass
+import pyarrow as pa
+pa.allocate_buffer(10)  # mimalloc starts on first use at the latest
+"""
+_VARIABLES = (*job_process.ENVIRONMENT, "MIMALLOC_VERBOSE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+
+
+def _run(**extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in clean_env(**extra).items() if k not in _VARIABLES or k in extra}
+    return subprocess.run([sys.executable, "-c", _COMMAND], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_configures_every_allocator_before_it_loads() -> None:
+    done = _run()
+    assert done.returncode == 0, done.stderr[-2000:]
+    applied = json.loads(done.stdout.splitlines()[0])
+    assert {"MIMALLOC_PURGE_DELAY", "_RJEM_MALLOC_CONF"} <= set(applied)
+    # What the allocators themselves report: set before pyarrow and deltalake loaded.
+    assert "option 'purge_delay': 30000" in done.stderr, done.stderr[-2000:]
+    assert "opt.dirty_decay_ms: 30000" in done.stderr
+    assert "opt.muzzy_decay_ms: 30000" in done.stderr
+    if platform.libc_ver()[0] == "glibc":
+        assert sum(name.startswith("mallopt(") for name in applied) == 2, applied
+
+
+def test_an_operators_own_settings_win() -> None:
+    done = _run(
+        MIMALLOC_PURGE_DELAY="7",
+        MIMALLOC_VERBOSE="1",
+        _RJEM_MALLOC_CONF="stats_print:true,dirty_decay_ms:1234",
+        MALLOC_TRIM_THRESHOLD_="1048576",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[0]) == []
+    assert "option 'purge_delay': 7" in done.stderr, done.stderr[-2000:]
+    assert "opt.dirty_decay_ms: 1234" in done.stderr
+    assert "opt.muzzy_decay_ms: 30000" not in done.stderr
+
+
+def test_importing_the_package_loads_none_of_the_configured_libraries() -> None:
+    # flowrun.launch imports the package first: it must not load them before configure().
+    code = "import sys, flowrun, flowrun.launch; print([m for m in ('pyarrow', 'deltalake') if m in sys.modules])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
