@@ -6,6 +6,7 @@ import json
 import platform
 import subprocess
 import sys
+from importlib import metadata
 
 from flowrun import job_process
 from tests.flowrun.conftest import clean_env
@@ -68,3 +69,8 @@ def test_importing_the_package_loads_none_of_the_configured_libraries() -> None:
     code = "import sys, flowrun, flowrun.launch; print([m for m in ('pyarrow', 'deltalake') if m in sys.modules])"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_installed_command_starts_at_the_launcher() -> None:
+    (script,) = metadata.entry_points(group="console_scripts", name="flowrun")
+    assert script.value == "flowrun.launch:main"
