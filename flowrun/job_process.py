@@ -37,6 +37,8 @@ MMAP_THRESHOLD = 256 * 2**20
 TRIM_THRESHOLD = 512 * 2**20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+# The same two settings in glibc's current form, ``GLIBC_TUNABLES=name=value:name=value``.
+_GLIBC_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
 def configure() -> list[str]:
@@ -46,9 +48,15 @@ def configure() -> list[str]:
         if name not in os.environ:
             os.environ[name] = value
             applied.append(name)
-    if platform.libc_ver()[0] == "glibc" and not any(name in os.environ for name in _GLIBC_VARIABLES):
+    if platform.libc_ver()[0] == "glibc" and not _glibc_thresholds_set():
         libc = ctypes.CDLL(None)  # the C library this process runs on
         for parameter, size in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
             if libc.mallopt(parameter, size) == 1:  # 1 on success
                 applied.append(f"mallopt({parameter}, {size})")
     return applied
+
+
+def _glibc_thresholds_set() -> bool:
+    """True when the environment sets glibc's mmap or trim threshold (``mallopt`` would override it)."""
+    tunables = {item.partition("=")[0] for item in os.environ.get("GLIBC_TUNABLES", "").split(":")}
+    return any(name in os.environ for name in _GLIBC_VARIABLES) or any(name in tunables for name in _GLIBC_TUNABLES)

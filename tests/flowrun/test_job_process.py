@@ -8,6 +8,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+import pytest
+
 from flowrun import job_process
 from tests.flowrun.conftest import clean_env
 
@@ -29,7 +31,13 @@ except SystemExit:
 import pyarrow as pa
 pa.allocate_buffer(10)  # mimalloc starts on first use at the latest
 """
-_VARIABLES = (*job_process.ENVIRONMENT, "MIMALLOC_VERBOSE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+_VARIABLES = (
+    *job_process.ENVIRONMENT,
+    "MIMALLOC_VERBOSE",
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "GLIBC_TUNABLES",
+)
 
 
 def _run(**extra: str) -> subprocess.CompletedProcess[str]:
@@ -62,6 +70,17 @@ def test_an_operators_own_settings_win() -> None:
     assert "option 'purge_delay': 7" in done.stderr, done.stderr[-2000:]
     assert "opt.dirty_decay_ms: 1234" in done.stderr
     assert "opt.muzzy_decay_ms: 30000" not in done.stderr
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's tunables")
+def test_glibc_thresholds_set_as_tunables_win() -> None:
+    # GLIBC_TUNABLES is glibc's current way to set what MALLOC_TRIM_THRESHOLD_ sets; mallopt would override it.
+    tunables = "glibc.malloc.arena_max=4:glibc.malloc.trim_threshold=1048576"
+    done = _run(GLIBC_TUNABLES=tunables)
+    assert done.returncode == 0, done.stderr[-2000:]
+    applied = json.loads(done.stdout.splitlines()[0])
+    assert {"MIMALLOC_PURGE_DELAY", "_RJEM_MALLOC_CONF"} <= set(applied)
+    assert not [name for name in applied if name.startswith("mallopt(")], applied
 
 
 def test_importing_the_package_loads_none_of_the_configured_libraries() -> None:
