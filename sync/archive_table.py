@@ -177,8 +177,13 @@ class ArchiveTable:
         """The post-commit hook of the next commit: the table's own settings if it writes a checkpoint."""
         assert self._table is not None
         interval = self._table.metadata().configuration.get("delta.checkpointInterval")
+        try:
+            every = int(interval) if interval is not None else _CHECKPOINT_INTERVAL
+        except ValueError:
+            every = 0
         committed = self._table.version() + 1
-        if (committed + 1) % int(interval or _CHECKPOINT_INTERVAL) == 0:
+        # A value other writers accept but that is no positive interval: delta-rs's own hook decides.
+        if every <= 0 or (committed + 1) % every == 0:
             return None
         return _NO_LOG_CLEANUP
 

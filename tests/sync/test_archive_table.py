@@ -77,3 +77,15 @@ def test_expired_commits_go_after_the_commit_that_checkpoints_and_batches_stay_k
     assert len(table.files()) == 3
     reopened = ArchiveTable.open(location)
     assert (reopened.version, reopened.committed_batch("store")) == (3, 3)
+
+
+def test_a_table_whose_checkpoint_interval_is_no_positive_number_takes_batches(tmp_path: Path) -> None:
+    # delta-rs accepts such a setting (another writer may have made it); the hook is then its own.
+    location = ArchiveLocation.resolve(tmp_path)
+    table = ArchiveTable.open(location)
+    table.write(_row(), "store", 1)
+    for batch, interval in enumerate(("0", "-5", "every"), start=2):
+        DeltaTable(location.table_uri).alter.set_table_properties({"delta.checkpointInterval": interval})
+        table.refresh()
+        assert table.write(_row(), "store", batch) == ArchiveTable.open(location).version
+    assert (table.committed_batch("store"), len(table.files())) == (4, 4)
