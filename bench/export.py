@@ -256,7 +256,7 @@ def _server_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 # First thing in each measured process, as in the ``flowrun`` command (flowrun.launch).
-_CONFIGURE = "from flowrun import job_process; job_process.configure()\n"
+_CONFIGURE = "from flowrun import job_process; job_process.configure(); job_process.keep_heap()\n"
 
 
 def _child(script: str, *args: str, postmaster: int | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flowrun import dashboard, demo, jsonable, server_commands, tables
+from flowrun import dashboard, demo, job_process, jsonable, server_commands, tables
 from flowrun.demo_clock import ThreadClock
 from flowrun.location import Location
 from flowrun.output import Format, FormatOption, JsonOption, WideOption, chosen, emit, err, json_line, out
@@ -208,6 +208,7 @@ def export(
         raise InvalidArgument(f"--every must be a positive duration, got {every!r}")
     waiting = _wait_seconds(wait)
     size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+    job_process.keep_heap()
     _progress_lines()
     rounds = exported = 0
     with _location(ctx).open() as store:
@@ -293,6 +294,7 @@ def compact(
     form = chosen(fmt, json_output)
     waiting = _wait_seconds(wait)
     keep = retention(_duration(vacuum_after, "--vacuum-after"), "--vacuum-after")
+    job_process.keep_heap()
     _progress_lines()
     with _location(ctx).open() as store, console_progress("compact") as progress:
         Finished.note = "a compaction stopped before its Delta commit changed nothing"
@@ -358,6 +360,7 @@ def upgrade_archive(
     """Convert a v1 Parquet archive into the Delta table (runs pruned from PostgreSQL included); rerun after a crash."""
     form = chosen(fmt, json_output)
     waiting = _wait_seconds(wait)
+    job_process.keep_heap()
     _progress_lines()
     with _location(ctx).open() as store, console_progress("upgrade") as progress:
         Finished.note = "batches committed so far are recorded; run upgrade-archive again to finish"

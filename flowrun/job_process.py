@@ -8,12 +8,16 @@ the same amount in again and the kernel zeroes every page: in a 1M-run export a
 fifth of the process's CPU time was the kernel's (``docs/benchmarks.md``, "The
 export's page faults"). Here freed memory is kept for reuse a while instead.
 
-The command's process is its own, so the settings are process-wide: mimalloc and
-jemalloc read theirs from the environment when they load (hence before ``sync``
-is imported: ``flowrun.launch``), glibc's are set with ``mallopt``. Child
-processes inherit the environment, which only tells the same allocators the same.
-An operator's own setting of any of them wins. A program of its own that runs
-archive jobs can call ``configure()`` first thing, before it imports the store.
+The command's process is its own, so the settings are process-wide. mimalloc and
+jemalloc read theirs from the environment when they load: ``configure()`` sets
+them for every command, first thing (``flowrun.launch``), and they hand memory
+unused for 30 s back, so an idle ``flowrun serve`` still returns it. glibc's heap
+has no such clock (memory below its trim threshold stays until the process ends),
+so ``keep_heap()`` is called by the archive jobs' commands only, when they start.
+Child processes inherit the environment, which only tells the same allocators the
+same. An operator's own setting of any of them wins. A program of its own that runs
+archive jobs calls ``configure()`` first thing, before it imports the store, and
+``keep_heap()`` before the job.
 """
 
 from __future__ import annotations
@@ -22,8 +26,7 @@ import ctypes
 import os
 import platform
 
-# Freed memory goes back to the OS after 30 s unused: a job reuses it batch after batch,
-# an idle process (``flowrun serve``) still returns it.
+# Freed memory goes back to the OS after 30 s unused: a job reuses it batch after batch.
 ENVIRONMENT = {
     "MIMALLOC_PURGE_DELAY": "30000",  # milliseconds (default 10)
     # jemalloc's prefixed build in deltalake (and polars): dirty pages become "muzzy" (MADV_FREE,
@@ -42,12 +45,18 @@ _GLIBC_TUNABLES = ("glibc.malloc.mmap_threshold", "glibc.malloc.trim_threshold")
 
 
 def configure() -> list[str]:
-    """Apply the settings the operator has not made; the names of those applied."""
+    """Set mimalloc's and jemalloc's settings the operator has not made; the names of those set."""
     applied = []
     for name, value in ENVIRONMENT.items():
         if name not in os.environ:
             os.environ[name] = value
             applied.append(name)
+    return applied
+
+
+def keep_heap() -> list[str]:
+    """Raise glibc's mmap and trim thresholds for the rest of the process, unless the operator set them."""
+    applied: list[str] = []
     if platform.libc_ver()[0] == "glibc" and not _glibc_thresholds_set():
         libc = ctypes.CDLL(None)  # the C library this process runs on
         for parameter, size in ((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
