@@ -38,6 +38,8 @@ ENVIRONMENT = {
 MMAP_THRESHOLD = 256 * 2**20
 # ... and the heap's free top is handed back only above this (default: twice the threshold).
 TRIM_THRESHOLD = 512 * 2**20
+# Older names the same allocators still read for a setting: one of them set is the operator's choice.
+_LEGACY = {"MIMALLOC_PURGE_DELAY": ("MIMALLOC_RESET_DELAY",)}
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 # The same two settings in glibc's current form, ``GLIBC_TUNABLES=name=value:name=value``.
@@ -48,7 +50,7 @@ def configure() -> list[str]:
     """Set mimalloc's and jemalloc's settings the operator has not made; the names of those set."""
     applied = []
     for name, value in ENVIRONMENT.items():
-        if name not in os.environ:
+        if not any(known in os.environ for known in (name, *_LEGACY.get(name, ()))):
             os.environ[name] = value
             applied.append(name)
     return applied

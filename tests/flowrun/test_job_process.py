@@ -38,6 +38,7 @@ _VARIABLES = (
     "MALLOC_MMAP_THRESHOLD_",
     "MALLOC_TRIM_THRESHOLD_",
     "GLIBC_TUNABLES",
+    "MIMALLOC_RESET_DELAY",
 )
 
 
@@ -72,6 +73,13 @@ def test_an_operators_own_settings_win() -> None:
     assert "option 'purge_delay': 7" in done.stderr, done.stderr[-2000:]
     assert "opt.dirty_decay_ms: 1234" in done.stderr
     assert "opt.muzzy_decay_ms: 30000" not in done.stderr
+
+
+def test_mimallocs_older_name_for_the_delay_is_an_operators_setting_too() -> None:
+    done = _run(MIMALLOC_RESET_DELAY="7", MIMALLOC_VERBOSE="1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[0]) == ["_RJEM_MALLOC_CONF"]
+    assert "option 'purge_delay': 7" in done.stderr, done.stderr[-2000:]
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's tunables")
