@@ -36,8 +36,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from sync.archive_location import ArchiveLocation  # noqa: E402
 from sync.archive_rows import RowBuilder  # noqa: E402
-from sync.archive_table import _FEW_VALUES, ROW_GROUP_SIZE, WRITER, ArchiveTable  # noqa: E402
+from sync.archive_table import ArchiveTable  # noqa: E402
 from sync.arrow_schemas import PARTITION  # noqa: E402
+from sync.data_files import FEW_VALUES, ROW_GROUP_SIZE, WRITER  # noqa: E402
 
 
 def _rows(batch_dir: Path) -> pa.Table:
@@ -92,7 +93,7 @@ def _write_variants(rows: pa.Table, work: Path) -> dict[str, Callable[[], object
             compression="zstd",
             compression_level=3,
             row_group_size=ROW_GROUP_SIZE,
-            use_dictionary=_FEW_VALUES,
+            use_dictionary=FEW_VALUES,
         ),
     }
     try:  # arrow-rs's Parquet writer (the one delta-rs uses) without delta-rs, when installed
@@ -103,7 +104,7 @@ def _write_variants(rows: pa.Table, work: Path) -> dict[str, Callable[[], object
             compression="zstd(3)",
             max_row_group_size=ROW_GROUP_SIZE,
             dictionary_enabled=False,
-            column_dictionary_enabled=dict.fromkeys(_FEW_VALUES, True),
+            column_dictionary_enabled=dict.fromkeys(FEW_VALUES, True),
         )
     except ImportError:
         pass

@@ -33,8 +33,9 @@ from psycopg import sql
 from oltp.store import RunStore
 from sync import search_index
 from sync.archive_location import ArchiveLocation
-from sync.archive_table import WRITER, ArchiveTable
+from sync.archive_table import ArchiveTable
 from sync.arrow_schemas import RUNS
+from sync.data_files import WRITER
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
 FLOWS = 50

@@ -1,8 +1,9 @@
 """The archive's Delta table: the one place that writes, lists, optimizes and vacuums it.
 
-Everything goes through ``deltalake`` (delta-rs): an export batch is one commit
+Every commit goes through ``deltalake`` (delta-rs): an export batch is one commit
 carrying an app transaction (``store_id``, batch number), so a job can ask the
-table whether a batch landed; a batch holding runs exported before is a MERGE on
+table whether a batch landed; an append commits the files ``sync.data_files``
+wrote (pyarrow), as add actions; a batch holding runs exported before is a MERGE on
 ``(started_date, id)`` over the dates of those runs only, in that one commit, so a re-exported run replaces its
 earlier row (with its steps and attempts) and the visible table holds one row per
 run; compaction is Delta's optimize (z-order on start time); files it removes stay
@@ -18,40 +19,20 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 from deltalake import (
-    ColumnProperties,
     CommitProperties,
     DeltaTable,
     PostCommitHookProperties,
+    Schema,
     Transaction,
-    WriterProperties,
-    write_deltalake,
 )
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import create_table_with_add_actions
 
+from sync import data_files
 from sync.archive_location import ArchiveLocation
 from sync.arrow_schemas import PARTITION, RUNS
+from sync.data_files import WRITER
 
-# Small enough that min/max statistics prune well, large enough to compress well.
-ROW_GROUP_SIZE = 131_072
-# Dictionaries only for the columns of few distinct values. On ids, times, JSON and documents
-# the writer builds a dictionary, finds it too big and falls back to plain pages: measured on an
-# export batch, that cost a third of the write and made the file half as large again as plain
-# pages compressed with zstd.
-_FEW_VALUES = [
-    "flow_id",
-    "flow_name",
-    "status",
-    "trigger_key",
-    *(f"{kind}.list.element.{name}" for kind in ("steps", "attempts") for name in ("step_key", "step_type", "status")),
-    *(f"{kind}.list.element.error_message" for kind in ("steps", "attempts")),
-]
-WRITER = WriterProperties(
-    compression="ZSTD",
-    compression_level=3,
-    max_row_group_size=ROW_GROUP_SIZE,
-    default_column_properties=ColumnProperties(dictionary_enabled=False),
-    column_properties={name: ColumnProperties(dictionary_enabled=True) for name in _FEW_VALUES},
-)
 # Readers skip row groups by run start time; z-order on one column is a sort.
 SORT_COLUMNS = ["started_at"]
 CONFIGURATION: dict[str, str | None] = {
@@ -128,30 +109,34 @@ class ArchiveTable:
         commit = CommitProperties(
             app_transactions=[Transaction(store_id, batch)], custom_metadata={"flowrun.batch": str(batch)}
         )
-        if self._table is None:
-            write_deltalake(
-                self.location.table_uri,
-                rows,
-                mode="append",
-                partition_by=[PARTITION],
-                storage_options=dict(self.location.storage_options),
-                writer_properties=WRITER,
-                configuration=CONFIGURATION,
-                commit_properties=commit,
-            )
-            self.refresh()
-        elif not replace:
-            # delta-rs moves the handle to the version it committed: no listing of the log after it.
-            write_deltalake(
-                self._table,
-                rows,
-                mode="append",
-                partition_by=[PARTITION],
-                writer_properties=WRITER,
-                commit_properties=commit,
-                post_commithook_properties=self._post_commit(),
-            )
+        if not replace:
+            # pyarrow writes the files (half delta-rs's CPU, with page checksums); delta-rs commits them.
+            actions = [f.action for f in data_files.write(self.location, rows)]
+            if self._table is None:
+                create_table_with_add_actions(
+                    self.location.table_uri,
+                    Schema.from_arrow(RUNS),
+                    actions,
+                    mode="append",
+                    partition_by=[PARTITION],
+                    configuration=CONFIGURATION,
+                    storage_options=dict(self.location.storage_options),
+                    commit_properties=commit,
+                )
+                self.refresh()
+            else:
+                self._table.create_write_transaction(
+                    list(actions),  # a list of adds and removes: a copy, for the type
+                    mode="append",
+                    schema=RUNS,
+                    partition_by=[PARTITION],
+                    commit_properties=commit,
+                    post_commithook_properties=self._post_commit(),
+                )
+                # Unlike write_deltalake, a commit of add actions leaves the handle at the version it had.
+                self._table.update_incremental()
         else:
+            assert self._table is not None  # runs to replace were exported into it before
             # A run's start date never changes, so the earlier rows are in the dates ``replace`` lists. delta-rs
             # prunes the files the merge reads by a literal partition filter only (with the join alone it
             # reads every file of the table): the merge touches nothing outside those dates.
