@@ -1,7 +1,8 @@
 """Content hashes of the archive's data files in PostgreSQL (``archive_file_hashes``).
 
 The Delta log gives a file's size and row count; a byte flipped inside a Parquet
-page that still decodes passes both, and delta-rs writes no page checksums. So
+page that still decodes passes both, and delta-rs (a compaction's and a merge's
+files) writes no page checksums. So
 the job that writes a file (an export batch, a compaction) reads it back from
 storage, hashes it (SHA-256) and records the hash in the PostgreSQL transaction
 that records the table version holding it: PostgreSQL then knows every byte of

@@ -11,8 +11,10 @@ extended one, or one replaced by a Parquet file with another row count raises
 PostgreSQL recorded when it was written (``sync.file_hashes``), which catches what
 the cheap check cannot: a flipped byte inside a page that still decodes, or a
 same-size replacement with the same row count. A file with no recorded hash
-(written before hashes were kept) is decoded page by page instead; delta-rs writes
-no page checksums, so that catches only damage that breaks decoding. Compaction
+(written before hashes were kept) is decoded page by page instead, checking the
+page checksums the export's files carry (``sync.data_files``); in the files of a
+compaction or a merge, which delta-rs writes without them, that catches only
+damage that breaks decoding. Compaction
 and the export's merge run ``verify`` on every file they would rewrite, so they
 never copy data they cannot vouch for into a new file; ``sync.verify`` runs it on
 every file of the recorded version.
