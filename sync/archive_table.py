@@ -25,7 +25,7 @@ from deltalake import (
     Schema,
     Transaction,
 )
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import SchemaMismatchError, TableNotFoundError
 from deltalake.transaction import create_table_with_add_actions
 
 from sync import data_files
@@ -110,12 +110,19 @@ class ArchiveTable:
             app_transactions=[Transaction(store_id, batch)], custom_metadata={"flowrun.batch": str(batch)}
         )
         if not replace:
+            # A commit of add actions takes any schema without a word (write_deltalake refused another
+            # one): the files must hold the table's columns, or readers would miss some or read nulls.
+            schema = Schema.from_arrow(rows.schema)
+            if self._table is not None and self._table.schema() != schema:
+                raise SchemaMismatchError(
+                    f"the rows' schema is not the schema of the Delta table at {self.location.describe()}"
+                )
             # pyarrow writes the files (half delta-rs's CPU, with page checksums); delta-rs commits them.
             actions = [f.action for f in data_files.write(self.location, rows)]
             if self._table is None:
                 create_table_with_add_actions(
                     self.location.table_uri,
-                    Schema.from_arrow(RUNS),
+                    schema,
                     actions,
                     mode="append",
                     partition_by=[PARTITION],
@@ -128,7 +135,7 @@ class ArchiveTable:
                 self._table.create_write_transaction(
                     list(actions),  # a list of adds and removes: a copy, for the type
                     mode="append",
-                    schema=RUNS,
+                    schema=schema,
                     partition_by=[PARTITION],
                     commit_properties=commit,
                     post_commithook_properties=self._post_commit(),

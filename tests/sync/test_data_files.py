@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import SchemaMismatchError
 
 from sync import ArchiveCorrupt
 from sync.archive_location import ArchiveLocation
@@ -84,6 +85,22 @@ def test_one_file_per_date_with_the_statistics_delta_rs_writes(tmp_path: Path) -
     read = DeltaTable(location.table_uri).to_pyarrow_table().sort_by("started_at")
     assert read.select(RUNS.names) == rows
     assert table.write(_rows([STARTS[-1]]), "store", 2) == 1 and table.committed_batch("store") == 2
+
+
+@pytest.mark.parametrize("other", ["without a column", "with one more"])
+def test_an_append_to_a_table_of_another_schema_is_refused_and_commits_nothing(tmp_path: Path, other: str) -> None:
+    location = ArchiveLocation.resolve(tmp_path)
+    rows = _rows(STARTS[:1])
+    if other == "without a column":
+        theirs = rows.drop_columns(["search_doc"])
+    else:
+        theirs = rows.append_column(pa.field("tenant", pa.string(), False), pa.array(["t"]))
+    write_deltalake(location.table_uri, theirs, partition_by=[PARTITION])
+    table = ArchiveTable.open(location)
+    with pytest.raises(SchemaMismatchError):
+        table.write(rows, "store", 1)
+    assert table.version == 0 and table.committed_batch("store") is None
+    assert table.untracked_files() == []  # refused before any file was written
 
 
 def _damaged_but_decoding(path: Path) -> bytes:
