@@ -28,7 +28,7 @@ from deltalake import (
 from deltalake.exceptions import SchemaMismatchError, TableNotFoundError
 from deltalake.transaction import create_table_with_add_actions
 
-from sync import data_files
+from sync import crash_points, data_files
 from sync.archive_location import ArchiveLocation
 from sync.arrow_schemas import PARTITION, RUNS
 from sync.data_files import WRITER
@@ -119,6 +119,7 @@ class ArchiveTable:
                 )
             # pyarrow writes the files (half delta-rs's CPU, with page checksums); delta-rs commits them.
             actions = [f.action for f in data_files.write(self.location, rows)]
+            crash_points.reached("files_written")  # a job killed here leaves files no version lists
             if self._table is None:
                 create_table_with_add_actions(
                     self.location.table_uri,

@@ -11,13 +11,14 @@ exact moment. Unset, ``reached`` costs one environment lookup.
 
 Stages, in the order an export meets them: ``lock_acquired``,
 ``pending_recorded`` (a crashed job's batch finished), ``snapshot_read``,
-``pending_written`` (outbox rows filed), ``delta_committed``, ``before_commit``
+``pending_written`` (outbox rows filed), ``files_written`` (an append's data
+files on storage, not yet committed), ``delta_committed``, ``before_commit``
 (PostgreSQL transaction open), ``after_commit``, ``between_batches``.
 Compaction: ``lock_acquired``, ``compact_committed`` (optimize committed to
 Delta), ``compact_recorded`` (version recorded in PostgreSQL),
 ``compact_checkpointed``, ``compact_vacuumed``. Prune: ``prune_batch``. Upgrade
 of a v1 archive: ``lock_acquired``, then per batch ``pending_written``,
-``delta_committed``, ``after_commit``, ``between_batches``; then
+``files_written``, ``delta_committed``, ``after_commit``, ``between_batches``; then
 ``upgrade_converted``, ``upgrade_file_moved`` (after each v1 file moved) and
 ``upgrade_retired``.
 """

@@ -40,6 +40,7 @@ EXPORT_KILLS = [
     [("export", "lock_acquired:1")],
     [("export", "snapshot_read:1")],
     [("export", "pending_written:1")],
+    [("export", "files_written:1")],
     [("export", "delta_committed:1")],
     [("export", "before_commit:1")],
     [("export", "after_commit:1")],
