@@ -66,6 +66,17 @@ ON CONFLICT (run_id) DO UPDATE
  WHERE archived_runs.revision < EXCLUDED.revision
     OR (archived_runs.batch = 0 AND archived_runs.revision <= EXCLUDED.revision)
 """
+# A batch none of whose runs the archive holds yet (the export looked them up: the usual
+# case) inserts its rows without the conflict check: an upsert first probes the key for
+# every row, then inserts it (0.11-0.12 s of server CPU against 0.07-0.09 s for 20,000
+# rows into 400,000, measured). Only this job writes the table, under the archive lock.
+_INSERT_RUNS = """
+INSERT INTO archived_runs (run_id, revision, started_date, batch)
+SELECT f.run_id, f.revision, f.started_date, p.batch
+  FROM archive_pending p, unnest(p.run_ids, p.revisions, p.started_dates) AS f(run_id, revision, started_date)
+ WHERE f.started_date IS NOT NULL
+ ORDER BY f.run_id
+"""
 # A row stays when its run was written again after the snapshot (a newer revision):
 # that version is exported by a later batch. The outbox is probed with the filed ids
 # as one array (at most one batch is filed).
@@ -130,9 +141,15 @@ def discard_pending(conn: ArrowConnection) -> None:
     conn.execute(_DISCARD_PENDING)
 
 
-def record_batch(conn: ArrowConnection, batch: int, version: int, table_id: str, now: datetime) -> None:
-    """The filed batch is in the table at ``version``: archive its runs, drop their outbox rows."""
-    conn.execute(_RECORD_RUNS)
+def record_batch(
+    conn: ArrowConnection, batch: int, version: int, table_id: str, now: datetime, *, first_time: bool = False
+) -> None:
+    """The filed batch is in the table at ``version``: archive its runs, drop their outbox rows.
+
+    ``first_time`` says the archive held none of the filed runs when the batch was read (the
+    caller looked them up under the archive lock it still holds).
+    """
+    conn.execute(_INSERT_RUNS if first_time else _RECORD_RUNS)
     conn.execute(_DELETE_OUTBOX)
     conn.execute(_DISCARD_PENDING)
     conn.execute(

@@ -194,7 +194,8 @@ class _Job:
             version = table.version if table.version is not None else state.version
             recorded = number if commits else state.batch
             now = checked_now(self.now_of)
-            bookkeeping.record_batch(conn, recorded, version, table.table_id or "", now)
+            first_time = earlier.num_rows == 0
+            bookkeeping.record_batch(conn, recorded, version, table.table_id or "", now, first_time=first_time)
             file_hashes.record(conn, hashes, file_hashes.WRITE, now)
             crash_points.reached("before_commit")
         crash_points.reached("after_commit")

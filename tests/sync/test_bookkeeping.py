@@ -61,3 +61,24 @@ def test_a_recorded_batch_never_lowers_a_revision_and_keeps_the_queue_rows_writt
         again: (5, 4),
     }
     assert db.execute("SELECT run_id, revision FROM export_outbox").fetchall() == [(again, 7)]
+
+
+def test_a_batch_of_runs_the_archive_never_held_is_inserted_as_filed(
+    store: RunStore, clock: FakeClock, dsn: str, db: Any
+) -> None:
+    new, other, dropped = runs = sorted(uuid.uuid4() for _ in range(3))
+    for rid in runs:
+        store.start_run(uuid.uuid4(), "f", rid, "manual")
+        store.complete_run(rid, "Succeeded")
+    filed = {new: 2, other: 3, dropped: 2}
+    dates = [None if rid == dropped else DAY for rid in filed]
+    with ArrowConnection(dsn, "flowrun") as conn:
+        with conn.transaction(by_key=True):
+            bookkeeping.write_pending(
+                conn, 1, _uuids(list(filed)), pa.array(filed.values(), pa.int64()), pa.array(dates, pa.date32())
+            )
+        with conn.transaction(by_key=True):
+            bookkeeping.record_batch(conn, 1, 0, "t", clock.now, first_time=True)
+    archived = db.execute("SELECT run_id, revision, started_date, batch FROM archived_runs ORDER BY run_id").fetchall()
+    assert archived == [(new, 2, DAY, 1), (other, 3, DAY, 1)]  # the dropped run is not archived
+    assert db.execute("SELECT count(*) FROM export_outbox").fetchone() == (0,)  # the dropped one's goes too
