@@ -25,7 +25,14 @@ cores, so other work on the machine slows them, by amounts that differ between
 the two: a ratio from a run whose "other" CPU (or CPU "stolen" by the virtual
 machine's host) is not near zero was measured on a busy machine.
 
-    python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR] [--default-allocators]
+    python bench/export.py [--runs 1000000] [--batch-size N] [--dsn DSN] [--workdir DIR] [--default-allocators] [--s3]
+
+``--s3`` writes the export's archive to a bucket on the tests' S3-compatible server
+(moto, ``tests/fixtures/s3_server.py``) on 127.0.0.1, started for the measurements and
+stopped after them; the export finds it through the ``AWS_*``/``FLOWRUN_S3_*``
+variables ``sync.archive_location`` reads, as the ``flowrun`` command would. The
+baseline still writes its Parquet files to local disk. moto's CPU is reported in a
+column of its own: it shares the machine's cores with both processes.
 
 Without ``--dsn`` it starts a private embedded PostgreSQL (default settings) in
 the work directory (a temporary one unless given). With a ``--workdir`` that
@@ -36,6 +43,7 @@ bookkeeping is emptied and every run queued again, as right after loading.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -53,14 +61,18 @@ import numpy as np
 import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 # This script's directory comes first on sys.path, where "olap" names bench/olap.py: drop it.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# The repository root, for the S3 server the tests use (tests/fixtures/s3_server.py).
+sys.path.append(str(_HERE.parent))
 
 from flowrun import embedded  # noqa: E402
 from oltp import migrate, rows  # noqa: E402
 from sync import DEFAULT_BATCH_SIZE  # noqa: E402
+from tests.fixtures import s3_server  # noqa: E402
 
 STEPS = ("extract", "validate", "transform", "load", "notify")
 CHUNK = 50_000
@@ -230,14 +242,14 @@ def _machine_cpu() -> tuple[float, float]:
     return float(busy), float(times.get("steal", 0.0))
 
 
-def _server_cpu(postmaster: int | None) -> dict[int, float]:
-    """CPU seconds of the server's processes by pid; the postmaster's entry includes its exited children."""
-    if postmaster is None:
+def _server_cpu(pid: int | None) -> dict[int, float]:
+    """CPU seconds of a server's processes by pid; the main process's entry includes its exited children."""
+    if pid is None:
         return {}
     try:
-        main = psutil.Process(postmaster)
+        main = psutil.Process(pid)
         own = main.cpu_times()
-        cpu = {postmaster: own.user + own.system + own.children_user + own.children_system}
+        cpu = {pid: own.user + own.system + own.children_user + own.children_system}
         for child in main.children():
             try:
                 times = child.cpu_times()
@@ -259,20 +271,26 @@ def _server_delta(before: dict[int, float], after: dict[int, float]) -> float:
 _CONFIGURE = "from flowrun import job_process; job_process.configure(); job_process.keep_heap()\n"
 
 
-def _child(script: str, *args: str, postmaster: int | None = None) -> dict[str, Any]:
+def _child(
+    script: str, *args: str, postmaster: int | None = None, s3: int | None = None, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run ``script`` in a new process; its result, and the CPU it, PostgreSQL, the S3 server and the rest used."""
     # The files the previous measurement (or the load) left in the page cache are written out
     # first: otherwise their writeback runs during this one, and PostgreSQL's commits wait behind
     # it (the export's first batch took 5.7-9.9 s instead of about 2.5 s right after the baseline).
     os.sync()
     (busy, steal), server, load = _machine_cpu(), _server_cpu(postmaster), os.getloadavg()[0]
+    s3_before = _server_cpu(s3)
     disk = psutil.disk_io_counters()
     started = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    command = [sys.executable, "-c", script, *args]
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
     sys.stderr.write(done.stderr)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     process = ended.ru_utime + ended.ru_stime - started.ru_utime - started.ru_stime
     postgres = _server_delta(server, _server_cpu(postmaster))
+    moto = _server_delta(s3_before, _server_cpu(s3))
     busy_after, steal_after = _machine_cpu()
     machine = busy_after - busy
     disk_after = psutil.disk_io_counters()
@@ -281,8 +299,8 @@ def _child(script: str, *args: str, postmaster: int | None = None) -> dict[str, 
             "written": disk_after.write_bytes - disk.write_bytes,
             "busy": (getattr(disk_after, "busy_time", 0) - getattr(disk, "busy_time", 0)) / 1000,
         }
-    other = max(machine - process - postgres, 0.0)
-    result["cpu"] = {"process": process, "postgres": postgres, "other": other, "steal": steal_after - steal}
+    other = max(machine - process - postgres - moto, 0.0)
+    result["cpu"] = {"process": process, "postgres": postgres, "s3": moto, "other": other, "steal": steal_after - steal}
     result["load"] = (load, os.getloadavg()[0])
     return result
 
@@ -296,6 +314,7 @@ def main() -> None:
     parser.add_argument(
         "--default-allocators", action="store_true", help="leave both processes' allocators at their defaults"
     )
+    parser.add_argument("--s3", action="store_true", help="write the export's archive to a local S3 server (moto)")
     args = parser.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="flowrun-bench-export-"))
@@ -321,9 +340,28 @@ def main() -> None:
     columns = {"flow_runs": RUN_COLUMNS, "flow_steps": STEP_COLUMNS, "flow_step_attempts": ATTEMPT_COLUMNS}
     postmaster = embedded.status(server.pgdata).pid if server is not None else None
     prelude = "" if args.default_allocators else _CONFIGURE
-    base = _child(prelude + _BASELINE, dsn, str(baseline_dir), json.dumps(columns), postmaster=postmaster)
-    ours = _child(prelude + _EXPORT, dsn, str(work / "archive"), str(args.batch_size), postmaster=postmaster)
+    # A fresh server (and bucket) per invocation: nothing of an earlier run's archive is on it.
+    with s3_server.serving() if args.s3 else contextlib.nullcontext() as s3:
+        moto = s3.pid if s3 is not None else None
+        base = _child(prelude + _BASELINE, dsn, str(baseline_dir), json.dumps(columns), postmaster=postmaster, s3=moto)
+        archive = s3.uri(f"export-{args.runs}") if s3 is not None else str(work / "archive")
+        # The export reads the endpoint and credentials from the environment, as the flowrun command does.
+        env = {**os.environ, **s3.env()} if s3 is not None else None
+        ours = _child(prelude + _EXPORT, dsn, archive, str(args.batch_size), postmaster=postmaster, s3=moto, env=env)
+        fs = s3.filesystem() if s3 is not None else pafs.LocalFileSystem()
+        ours["bytes"] = _stored_bytes(fs, archive.removeprefix("s3://"))
+    ours["archive"] = f"{archive} (moto on 127.0.0.1)" if args.s3 else "local disk"
+    report(args, base, ours, measured_postgres=server is not None)
 
+
+def _stored_bytes(fs: pafs.FileSystem, path: str) -> int:
+    """Bytes of every file under ``path``."""
+    found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    return sum(info.size for info in found if info.type == pafs.FileType.File)
+
+
+def report(args: argparse.Namespace, base: dict[str, Any], ours: dict[str, Any], *, measured_postgres: bool) -> None:
+    """Print both measurements: throughput, then where the machine's CPU went."""
     ours_rows = ours["runs"] + ours["steps"] + ours["attempts"]
     assert ours["runs"] == args.runs and ours_rows == base["rows"], (ours, base)
     allocators = "library defaults" if args.default_allocators else "as the flowrun command sets them"
@@ -333,25 +371,28 @@ def main() -> None:
     print("| | seconds | runs/s | rows/s | peak RSS |")
     print("|---|---:|---:|---:|---:|")
     for name, result in (
-        ("baseline: ADBC fetch_arrow_table + one Parquet file per table", base),
-        ("sync.export_completed_runs", ours),
+        ("baseline: ADBC fetch_arrow_table + one Parquet file per table, on local disk", base),
+        (f"sync.export_completed_runs, archive on {ours['archive']}", ours),
     ):
         seconds = result["seconds"]
         print(
             f"| {name} | {seconds:.1f} | {args.runs / seconds:,.0f} | {base['rows'] / seconds:,.0f}"
             f" | {result['rss'] / 2**20:,.0f} MiB |"
         )
-    print(f"\nratio export / baseline (rows/s): {base['seconds'] / ours['seconds']:.2f} (goal >= 0.6)")
-    print(f"archive: {ours['files']} Delta commits")
-    postgres = "PostgreSQL" if server is not None else "PostgreSQL (not measured: --dsn)"
-    print(f"\n| CPU seconds during | its process | {postgres} | other processes | stolen | load average | disk |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(f"\nratio export / baseline (rows/s): {base['seconds'] / ours['seconds']:.2f} (goal >= 0.6)", end="")
+    print(", the baseline writing to local disk" if args.s3 else "")
+    print(f"archive: {ours['files']} Delta commits, {ours['bytes'] / 2**20:,.0f} MiB")
+    postgres = "PostgreSQL" if measured_postgres else "PostgreSQL (not measured: --dsn)"
+    moto = " S3 server (moto) |" if args.s3 else ""
+    print(f"\n| CPU seconds during | its process | {postgres} |{moto} other processes | stolen | load average | disk |")
+    print("|---|---:|---:|" + ("---:|" if args.s3 else "") + "---:|---:|---:|---|")
     for name, result in (("baseline", base), ("export", ours)):
         cpu, loads = result["cpu"], result["load"]
         disk = result.get("disk")
         io = f"{disk['written'] / 2**20:,.0f} MiB written, busy {disk['busy']:.1f} s" if disk else ""
+        s3 = f" {cpu['s3']:.1f} |" if args.s3 else ""
         print(
-            f"| {name} | {cpu['process']:.1f} | {cpu['postgres']:.1f} | {cpu['other']:.1f} | {cpu['steal']:.1f}"
+            f"| {name} | {cpu['process']:.1f} | {cpu['postgres']:.1f} |{s3} {cpu['other']:.1f} | {cpu['steal']:.1f}"
             f" | {loads[0]:.1f} -> {loads[1]:.1f} | {io} |"
         )
 
