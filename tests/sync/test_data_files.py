@@ -77,6 +77,8 @@ def test_one_file_per_date_with_the_statistics_delta_rs_writes(tmp_path: Path) -
     for file, expected in zip(written, (rows.slice(0, 2), rows.slice(2)), strict=True):
         path = Path(location.table_uri) / file.action.path
         assert file.action.size == path.stat().st_size
+        started = pq.read_metadata(path).row_group(0).column(RUNS.names.index("started_at"))
+        assert started.has_column_index and started.has_offset_index  # a page index, as delta-rs writes
         assert pq.read_table(path) == expected.drop_columns([PARTITION])  # the partition is in the log only
 
     # Committed by delta-rs, the files read back as the table's rows, by any Delta reader.
