@@ -1,11 +1,15 @@
 """A PostgreSQL connection that speaks Arrow: parameters in, tables out.
 
 The archive jobs move columns, not rows, so they talk to PostgreSQL through
-ADBC (``adbc-driver-postgresql``): results arrive as Arrow tables through
-binary ``COPY`` with the archive's own types (``arrow.uuid``,
-``timestamp[us, UTC]``), and whole Arrow arrays bind as one array parameter
-(``= ANY($1::uuid[])``, ``unnest($1::uuid[], $2::int8[])``). No value becomes a
-Python object on the way. Driver errors leave as the store's taxonomy.
+ADBC (``adbc-driver-postgresql``): results arrive as Arrow tables with the
+archive's own types (``arrow.uuid``, ``timestamp[us, UTC]``), and whole Arrow
+arrays bind as one array parameter (``= ANY($1::uuid[])``,
+``unnest($1::uuid[], $2::int8[])``). No value becomes a Python object on the
+way. The driver reads a statement without parameters through binary ``COPY``,
+one with parameters through a whole libpq result converted value by value (more
+CPU, the result held twice): the export's large reads therefore take their keys
+from a table instead (``sync.snapshot``). Driver errors leave as the store's
+taxonomy.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from sync.arrow_connection import ArrowConnection
-from sync.snapshot import Batch, Helper, QueueKey, read_batch
+from sync.snapshot import Batch, Helper, QueueKey, create_id_table, read_batch
 
 _POLL_SECONDS = 0.1
 
@@ -55,6 +55,7 @@ class BatchPrefetcher:
     def _run(self) -> None:
         try:
             with ArrowConnection(self._dsn, self._schema) as conn:
+                create_id_table(conn)
                 helper = Helper(ArrowConnection(self._dsn, self._schema))
                 try:
                     after: QueueKey | None = None

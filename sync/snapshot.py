@@ -1,13 +1,19 @@
 """Reading export batches from PostgreSQL as Arrow, each batch from one snapshot.
 
-A batch is four statements in one ``REPEATABLE READ`` transaction: the next
-outbox rows, their runs, then the steps and the attempts of the runs to export
-(all three probed by primary key with ``= ANY($1::uuid[])``); the attempts may
-be read on a second connection that imports the same snapshot, in parallel
-with the steps. Every row therefore belongs to the same revision of its run, the
+A batch is read in one ``REPEATABLE READ`` transaction: the next outbox rows,
+their runs, then the steps and the attempts of the runs to export (all three
+probed by primary key with ``= ANY(...)`` of a uuid array); the attempts may be
+read on a second connection that imports the same snapshot, in parallel with
+the steps. Every row therefore belongs to the same revision of its run, the
 newest as of the snapshot. Steps and attempts carry only their run's id: the
 row builder finds their run by it (``sync.archive_rows``), so the plans stay
-index probes without a join.
+index probes without a join. Their ids come from a temporary table on each
+connection, filled in the transaction and emptied by its commit, not from a
+bound parameter, because ADBC reads a statement without parameters through
+binary ``COPY`` straight into Arrow but one with parameters through a whole
+libpq result converted value by value: for 20,000 runs' 100,000 steps that was
+about 0.10 against 0.13 s of client CPU (median of 8), 0.21 against 0.30 s of
+wall time, and the same PostgreSQL CPU, filling the table included.
 """
 
 from __future__ import annotations
@@ -42,15 +48,25 @@ SELECT id, flow_id, flow_name, status, trigger_key, trigger_data_json, backgroun
   FROM flow_runs WHERE id = ANY($1::uuid[])
 """
 
+# The runs to export, per connection (see the module docstring). CREATE is refused in a READ ONLY
+# transaction, so the table is made once, before; INSERT and DELETE into a temporary table are
+# allowed in one. Emptied at every commit (and by a rollback), it never holds another batch's ids.
+# The runs themselves are still read with the ids bound: for 20,000 rows the COPY path saved no
+# client CPU and cost PostgreSQL more.
+_CREATE_IDS = "CREATE TEMPORARY TABLE export_batch_ids (id uuid) ON COMMIT DELETE ROWS"
+_FILL_IDS = "INSERT INTO pg_temp.export_batch_ids SELECT unnest($1::uuid[])"
+# ARRAY(...) is computed once (an initplan) and the primary key probed with the whole array, as
+# with a bound one: the same plan and buffers (EXPLAIN ANALYZE, 20,000 runs), planned in 0.4 ms
+# instead of 3.3.
 _STEPS = """
 SELECT run_id, step_key, step_type, status, input_json, output_json, error_message, job_id,
        started_at, completed_at, attempt_count
-  FROM flow_steps WHERE run_id = ANY($1::uuid[])
+  FROM flow_steps WHERE run_id = ANY(ARRAY(SELECT id FROM pg_temp.export_batch_ids))
 """
 _ATTEMPTS = """
 SELECT run_id, step_key, attempt, step_type, status, input_json, output_json, error_message, job_id,
        started_at, completed_at
-  FROM flow_step_attempts WHERE run_id = ANY($1::uuid[])
+  FROM flow_step_attempts WHERE run_id = ANY(ARRAY(SELECT id FROM pg_temp.export_batch_ids))
 """
 _NO_DATE = pa.scalar(None, pa.date32())
 _OUTBOX_SIZE = "SELECT count(*) FROM export_outbox"
@@ -81,6 +97,12 @@ class Batch(NamedTuple):
         return len(self.taken_ids) == 0
 
 
+def create_id_table(conn: ArrowConnection) -> None:
+    """Create ``conn``'s table of a batch's run ids: once per connection, before it reads a batch."""
+    with conn.transaction():
+        conn.execute(_CREATE_IDS)
+
+
 def outbox_size(conn: ArrowConnection) -> int:
     """Rows in the outbox now (a progress bar's total; runs come and go meanwhile)."""
     with conn.transaction():
@@ -92,6 +114,11 @@ class Helper:
 
     def __init__(self, conn: ArrowConnection) -> None:
         self.conn = conn
+        try:
+            create_id_table(conn)
+        except BaseException:
+            conn.close()  # the helper owns the connection from here on
+            raise
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flowrun-export-helper")
 
     def attempts(self, snapshot_id: str, ids: pa.Array) -> Future[pa.Table]:
@@ -102,7 +129,8 @@ class Helper:
                 # Must come before any query of the transaction; a utility statement takes no parameters.
                 self.conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot_id)).as_string())
                 self.conn.execute("SET LOCAL enable_seqscan = off")  # see ArrowConnection.transaction
-                return self.conn.query(_ATTEMPTS, array_param(ids))
+                self.conn.execute(_FILL_IDS, array_param(ids))
+                return self.conn.query(_ATTEMPTS)
 
         return self._pool.submit(read)
 
@@ -117,6 +145,7 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
 
     With a ``helper``, attempts are read on its connection while steps are read on ``conn``,
     both in the snapshot of ``conn``'s transaction (exported with ``pg_export_snapshot``).
+    ``conn`` has its id table (``create_id_table``).
     """
     with conn.transaction(snapshot=True, by_key=True):
         params = [scalar_param(limit, pa.int64())]
@@ -132,9 +161,10 @@ def read_batch(conn: ArrowConnection, after: QueueKey | None, limit: int, helper
         ids = runs.column("id").combine_chunks()
         if len(ids):
             pending = helper.attempts(conn.rows(_EXPORT_SNAPSHOT)[0][0], ids) if helper else None
-            steps = conn.query(_STEPS, array_param(ids))
+            conn.execute(_FILL_IDS, array_param(ids))
+            steps = conn.query(_STEPS)
             # The exporting transaction stays open until the helper has read in its snapshot.
-            attempts = pending.result() if pending else conn.query(_ATTEMPTS, array_param(ids))
+            attempts = pending.result() if pending else conn.query(_ATTEMPTS)
     last = None
     if queue.num_rows:
         last = QueueKey(queue.column("enqueued_at")[-1].as_py(), queued[-1].as_py())

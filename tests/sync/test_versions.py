@@ -72,6 +72,27 @@ def test_a_queue_row_of_a_running_run_is_dropped_unexported(
     assert running[0] not in {r[0] for r in archive_checks.query(archive, "runs", "SELECT id FROM t")}
 
 
+def test_a_running_run_queued_beside_completed_ones_is_dropped_with_its_steps_and_attempts(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
+) -> None:
+    done = workload.play(store, clock, 2)
+    running = workload.play(store, clock, 1, complete=False)
+    # In the same batch as the completed runs: only the exportable runs' rows are read.
+    db.execute("INSERT INTO export_outbox SELECT id, revision, now() FROM flow_runs WHERE id = %s", (running[0],))
+    steps, attempts = db.execute(
+        "SELECT (SELECT count(*) FROM flow_steps WHERE run_id = ANY(%s)),"
+        " (SELECT count(*) FROM flow_step_attempts WHERE run_id = ANY(%s))",
+        (done, done),
+    ).fetchone()
+
+    report = export_completed_runs(dsn, archive, clock=clock)
+
+    assert (report.runs, report.steps, report.attempts, report.files) == (2, steps, attempts, 1)
+    archive_checks.assert_exactly_once(db, archive)
+    for kind in ("steps", "attempts"):
+        assert {r[0] for r in archive_checks.query(archive, kind, "SELECT DISTINCT run_id FROM t")} == set(done)
+
+
 def test_an_empty_outbox_writes_nothing_and_progress_is_reported(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any
 ) -> None:
