@@ -118,7 +118,7 @@ class ArchiveTable:
                     f"the rows' schema is not the schema of the Delta table at {self.location.describe()}"
                 )
             # pyarrow writes the files (half delta-rs's CPU, with page checksums); delta-rs commits them.
-            actions = [f.action for f in data_files.write(self.location, rows)]
+            actions = data_files.write(self.location, rows)
             crash_points.reached("files_written")  # a job killed here leaves files no version lists
             if self._table is None:
                 create_table_with_add_actions(

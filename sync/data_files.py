@@ -22,7 +22,7 @@ import json
 import time
 import uuid
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -58,15 +58,8 @@ WRITER = WriterProperties(
 )
 
 
-class WrittenFile(NamedTuple):
-    """A data file written for a commit: its add action, and the rows it holds."""
-
-    action: AddAction
-    rows: int
-
-
-def write(location: ArchiveLocation, rows: pa.Table) -> list[WrittenFile]:
-    """Write ``rows`` (sorted by start time, so each date's rows are one slice) as one file per date."""
+def write(location: ArchiveLocation, rows: pa.Table) -> list[AddAction]:
+    """Write ``rows`` (sorted by start time, so each date's rows are one slice) as one file per date: their adds."""
     fs, base = location.filesystem()
     dates = rows.column(PARTITION).combine_chunks()
     written = []
@@ -93,7 +86,7 @@ def write(location: ArchiveLocation, rows: pa.Table) -> list[WrittenFile]:
         data = sink.getvalue()
         with fs.open_output_stream(f"{base}/{relative}") as out:
             out.write(data)
-        action = AddAction(
+        added = AddAction(
             path=relative,
             size=data.size,
             partition_values={PARTITION: day.isoformat()},
@@ -101,7 +94,7 @@ def write(location: ArchiveLocation, rows: pa.Table) -> list[WrittenFile]:
             data_change=True,
             stats=_stats(part),
         )
-        written.append(WrittenFile(action, part.num_rows))
+        written.append(added)
         start = end
     return written
 

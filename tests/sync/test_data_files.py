@@ -59,12 +59,12 @@ def test_one_file_per_date_with_the_statistics_delta_rs_writes(tmp_path: Path) -
     location = ArchiveLocation.resolve(tmp_path)
     rows = _rows(STARTS)
     written = write(location, rows)
-    assert [(f.action.partition_values, f.rows) for f in written] == [
+    stats = [json.loads(f.stats) for f in written]
+    assert [(f.partition_values, s["numRecords"]) for f, s in zip(written, stats, strict=True)] == [
         ({PARTITION: "2026-01-01"}, 2),
         ({PARTITION: "2026-01-02"}, 3),
     ]
-    first, second = (json.loads(f.action.stats) for f in written)
-    assert first["numRecords"] == 2 and second["numRecords"] == 3
+    first, second = stats
     # Milliseconds: the minimum rounded down, the maximum up (a reader never skips a row it needs).
     assert first["minValues"]["started_at"] == "2026-01-01T23:59:58.000Z"
     assert first["maxValues"]["started_at"] == "2026-01-02T00:00:00.000Z"
@@ -75,8 +75,8 @@ def test_one_file_per_date_with_the_statistics_delta_rs_writes(tmp_path: Path) -
     assert "source_run_id" not in first["minValues"]  # all null: no bounds
     assert "steps" not in first["nullCount"]  # lists have no statistics
     for file, expected in zip(written, (rows.slice(0, 2), rows.slice(2)), strict=True):
-        path = Path(location.table_uri) / file.action.path
-        assert file.action.size == path.stat().st_size
+        path = Path(location.table_uri) / file.path
+        assert file.size == path.stat().st_size
         started = pq.read_metadata(path).row_group(0).column(RUNS.names.index("started_at"))
         assert started.has_column_index and started.has_offset_index  # a page index, as delta-rs writes
         assert pq.read_table(path) == expected.drop_columns([PARTITION])  # the partition is in the log only
