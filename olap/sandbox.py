@@ -80,6 +80,10 @@ def run(
             table = con.sql(statement).to_arrow_table()
         except duckdb.IOException:
             raise  # a listed file vanished under a compaction: ``Sources.retry`` takes a fresh snapshot
+        except duckdb.InvalidInputException as exc:
+            if any(path in str(exc) for path in readable):
+                raise  # a listed file that does not decode: ``Sources.retry`` names it (``ArchiveCorrupt``)
+            raise InvalidQuery(f"invalid query: {_first_line(exc)}") from exc
         except duckdb.PermissionException as exc:
             raise QueryRefused(f"sql() runs without file, network or extension access: {_first_line(exc)}") from exc
         except _QUERY_ERRORS as exc:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from olap import RunAnalytics
@@ -80,3 +81,30 @@ def test_a_damaged_file_is_named_and_other_partitions_keep_answering(
     after = archive_checks.data_files(archive)
     assert sorted(f for f in after if f.startswith(days[0])) == sorted(healthy)
     assert len([f for f in after if f.startswith(days[-1])]) == 1
+
+
+def _garble_a_page(path: Path, column: str) -> None:
+    # The last 64 bytes of ``column``'s chunk flipped (compressed values of its last page): zstd fails on them.
+    chunk = pq.ParquetFile(path).metadata.row_group(0)
+    meta = next(chunk.column(i) for i in range(chunk.num_columns) if chunk.column(i).path_in_schema == column)
+    data = bytearray(path.read_bytes())
+    end = meta.data_page_offset + meta.total_compressed_size
+    for i in range(end - 64, end):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_sql_over_a_file_that_does_not_decode_names_it(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str
+) -> None:
+    workload.play(store, clock, 6, hours_apart=4)
+    export_completed_runs(dsn, archive, clock=clock)
+    victim = Path(archive) / "runs" / sorted(archive_checks.data_files(archive))[0]
+    _garble_a_page(victim, "trigger_data_json")
+
+    for reader in (RunAnalytics(dsn, archive, clock=clock), RunAnalytics(None, archive, clock=clock)):
+        # A file of the archive, not the analyst's query: ``ArchiveCorrupt``, never ``InvalidQuery``.
+        with pytest.raises(ArchiveCorrupt) as info:
+            reader.sql("SELECT max(trigger_data_json) FROM runs")
+        assert victim.name in str(info.value)
+        reader.close()
