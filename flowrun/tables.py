@@ -122,7 +122,10 @@ def fit(columns: list[Column], width: int | None, *, title: str | None = None, c
     if hidden:
         note = f"not shown: {', '.join(hidden)} (--wide, --format csv)"
         caption = f"{caption}; {note}" if caption else note
+    # Rich wraps a title or caption to the table's width: one character a line under a one-column answer.
+    label = max(cell_len(title or ""), cell_len(caption or ""))
     table = Table(
+        min_width=label if width is None else min(label, width),
         title=title,
         caption=caption,
         box=None,

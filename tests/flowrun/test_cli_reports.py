@@ -120,9 +120,13 @@ def test_timeseries_day_and_hour(seeded_cli: Cli, store: FlowRunStore) -> None:
 
 def test_sql(seeded_cli: Cli, store: FlowRunStore) -> None:
     query = "select status, count(*) as n from runs group by status order by status"
-    as_json, table = seeded_cli.run_many(["sql", query, "--json"], ["sql", "select count(*) as total from attempts"])
+    as_json, table, narrow = seeded_cli.run_many(
+        ["sql", query, "--json"], ["sql", "select count(*) as total from attempts"], ["sql", "select 42 as n"]
+    )
     assert json.loads(as_json.stdout) == jsonable(store.sql(query).to_dicts())
     assert "total" in table.stdout and str(store.attempts().height) in table.stdout
+    # A one-column answer narrower than its caption: the caption stays on one line.
+    assert [line.strip() for line in narrow.stdout.splitlines()] == ["n", "42", "1 row(s)"]
     bad = seeded_cli.run("sql", "select nope from nowhere", code=2)
     assert bad.stderr.startswith("error:") and "Traceback" not in bad.stderr and bad.stdout == ""
 
