@@ -25,13 +25,14 @@ from deltalake import (
     Schema,
     Transaction,
 )
-from deltalake.exceptions import SchemaMismatchError, TableNotFoundError
+from deltalake.exceptions import DeltaError, SchemaMismatchError, TableNotFoundError
 from deltalake.transaction import create_table_with_add_actions
 
 from sync import crash_points, data_files
 from sync.archive_location import ArchiveLocation
 from sync.arrow_schemas import PARTITION, RUNS
 from sync.data_files import WRITER
+from sync.errors import ArchiveConflict
 
 # Readers skip row groups by run start time; z-order on one column is a sort.
 SORT_COLUMNS = ["started_at"]
@@ -72,6 +73,17 @@ class ArchiveTable:
             table = DeltaTable(location.table_uri, version=version, storage_options=dict(location.storage_options))
         except TableNotFoundError:
             return cls(location, None)
+        except DeltaError as exc:
+            if version is None:
+                raise
+            newest = cls.open(location).version
+            if newest is not None and newest < version:
+                # An older copy put back over the archive (a restore): delta-rs says only "LogSegment end version".
+                raise ArchiveConflict(
+                    f"the table at {location.table_uri} is at version {newest}, older than the version {version}"
+                    " this database recorded: put back a copy of the archive made after that version"
+                ) from exc
+            raise
         return cls(location, table)
 
     @property

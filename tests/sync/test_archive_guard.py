@@ -15,7 +15,7 @@ from psycopg import sql
 
 from olap import RunAnalytics
 from oltp.store import RunStore
-from sync import ArchiveConflict, compact, export_completed_runs, relocate
+from sync import ArchiveConflict, compact, export_completed_runs, relocate, verify_archive
 from tests.conftest import TEMPLATE, FakeClock, PgServer
 from tests.sync import archive_checks, workload
 
@@ -94,6 +94,35 @@ def test_a_moved_archive_is_recorded_by_one_call_and_the_old_place_refused(
         export_completed_runs(dsn, archive, clock=clock)
     with RunAnalytics(dsn, moved) as reader:
         assert {r.id for r in reader.get_runs()} == set(ids)
+
+
+def test_an_older_copy_put_back_is_refused_naming_both_versions(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
+) -> None:
+    workload.play(store, clock, 2)
+    export_completed_runs(dsn, archive, clock=clock)
+    backup = tmp_path / "backup"
+    shutil.copytree(archive, backup)  # version 0
+    workload.play(store, clock, 2)
+    export_completed_runs(dsn, archive, clock=clock)  # version 1, recorded
+    shutil.rmtree(archive)
+    shutil.copytree(backup, archive)  # restored from the copy taken before it
+    before = _tree(archive)
+
+    expected = "is at version 0, older than the version 1 this database recorded"
+    for job in (
+        lambda: export_completed_runs(dsn, archive, clock=clock),
+        lambda: compact(dsn, archive, clock=clock),
+        lambda: verify_archive(dsn, archive),
+    ):
+        with pytest.raises(ArchiveConflict, match=expected):
+            job()
+    with RunAnalytics(dsn, archive) as reader:
+        with pytest.raises(ArchiveConflict, match=expected):
+            reader.get_runs()
+        with pytest.raises(ArchiveConflict, match=expected):
+            reader.sql("SELECT count(*) FROM runs")
+    assert _tree(archive) == before
 
 
 def test_data_files_outside_the_log_are_vacuumed_after_the_retention_and_foreign_files_kept(
