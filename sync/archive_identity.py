@@ -7,7 +7,7 @@ archive with that row and raises ``ArchiveConflict`` naming both locations befor
 it touches anything: pointed at another directory (``--archive B``, ``--home
 other``, ``<archive>/runs``), or at a location whose table is not the recorded one
 (another store's archive, a table re-created by hand). A location that already
-holds a Delta table is refused at the first export too. A deliberate move is
+holds a Delta table, or lies inside one, is refused at the first export too. A deliberate move is
 ``relocate`` (``flowrun move-archive``): it checks that the table at the new
 location is the recorded one at the recorded version or later, then updates the row.
 """
@@ -63,6 +63,13 @@ def claim(conn: ArrowConnection, location: ArchiveLocation, table: ArchiveTable,
             raise ArchiveConflict(
                 f"{location.table_uri} already holds a Delta table ({table.table_id}) that this database did not"
                 " write: use an empty location for this store's archive"
+            )
+        enclosing = location.enclosing_table()
+        if enclosing is not None:
+            # Its full vacuum would delete this archive's files and log as files it never committed.
+            raise ArchiveConflict(
+                f"{location.uri} is inside the Delta table {enclosing}, whose compaction would delete this"
+                " archive: use a location outside any Delta table for this store's archive"
             )
         if location.is_local:
             # Found out now, not after the first batch was read: a location no table can live in.

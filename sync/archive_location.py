@@ -98,6 +98,17 @@ class ArchiveLocation:
         fs, path = pafs.FileSystem.from_uri(self.uri)
         return fs, path
 
+    def enclosing_table(self) -> str | None:
+        """The Delta table this location is, or lies inside (a ``_delta_log`` at it or above it), or None."""
+        fs, root = self.root_filesystem()
+        parts = root.rstrip("/").split("/")
+        places = ["/".join(parts[:n]) for n in range(len(parts), 0, -1)]
+        infos = fs.get_file_info([f"{place}/_delta_log" for place in places])
+        for place, info in zip(places, infos, strict=True):
+            if info.type == pafs.FileType.Directory:
+                return place or "/" if self.is_local else f"{urlparse(self.uri).scheme}://{place}"
+        return None
+
     def describe(self) -> str:
         """The URI, for messages (never the credentials)."""
         return self.uri

@@ -76,6 +76,21 @@ def test_an_archive_of_another_database_is_refused_untouched(
     assert _tree(archive) == before
 
 
+def test_an_archive_inside_another_stores_table_is_refused_at_the_first_export(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str, other_dsn: str
+) -> None:
+    # A full vacuum of the outer table would delete the inner archive's files and log.
+    workload.play(store, clock, 3)
+    export_completed_runs(dsn, archive, clock=clock)
+    before = _tree(archive)
+    with RunStore(other_dsn, clock=clock, migrate_schema=False) as other:
+        workload.play(other, clock, 2)
+    for inside in (f"{archive}/runs", f"{archive}/runs/_search/x"):
+        with pytest.raises(ArchiveConflict, match="inside the Delta table"):
+            export_completed_runs(other_dsn, inside, clock=clock)
+    assert _tree(archive) == before
+
+
 def test_a_moved_archive_is_recorded_by_one_call_and_the_old_place_refused(
     store: RunStore, clock: FakeClock, dsn: str, archive: str, db: Any, tmp_path: Path
 ) -> None:
