@@ -32,6 +32,7 @@ from olap.file_cache import FileCache
 from sync import search_index
 from sync.archive_location import ArchiveLocation
 from sync.archive_table import ArchiveTable, DataFile
+from sync.errors import ArchiveConflict
 from sync.integrity import FileCheck
 from sync.search_index import Index
 from sync.v1_archive import require_upgraded
@@ -95,6 +96,7 @@ class ArchiveReader:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _cache: FileCache | None = None
     _upgraded: bool = False
+    _outside_tables: bool = False  # the location was found to be no Delta table's directory (nor inside one)
     # Opened (memory-mapped) search indexes of local data files, by path and size.
     _indexes: dict[tuple[str, int], Index] = field(default_factory=dict)
     # Files found without a usable index, and when (asked again after a while: compaction may add it).
@@ -116,6 +118,7 @@ class ArchiveReader:
                 self._table = ArchiveTable.open(self.location)
             table = self._table
             if not table.exists:
+                self._require_outside_tables()
                 return Manifest(None)
             if newest:
                 table.refresh()
@@ -129,6 +132,19 @@ class ArchiveReader:
             for key in [k for k in self._no_index if k not in listed]:
                 del self._no_index[key]
             return Manifest(table.version, files)
+
+    def _require_outside_tables(self) -> None:
+        # ``<archive>/runs`` given for ``<archive>``: no table at ``<archive>/runs/runs``, so every answer
+        # would be silently empty (jobs and readers with a DSN refuse it with ``ArchiveConflict``).
+        if not self._outside_tables:
+            enclosing = self.location.enclosing_table()
+            if enclosing is not None:
+                where = "a Delta table" if enclosing == self.location.uri else f"inside the Delta table {enclosing}"
+                raise ArchiveConflict(
+                    f"{self.location.uri} is {where}, not an archive: point the reader at the archive (the"
+                    " location that holds runs/)"
+                )
+            self._outside_tables = True
 
     @property
     def table_id(self) -> str | None:

@@ -158,3 +158,16 @@ def test_data_files_outside_the_log_are_vacuumed_after_the_retention_and_foreign
     assert not orphan.exists()
     assert readme.read_text() == "mine"
     archive_checks.assert_exactly_once(db, archive)
+
+
+def test_an_archive_only_reader_of_the_table_directory_is_refused(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str
+) -> None:
+    # ``<archive>/runs`` holds no ``runs`` table: without the check every answer was silently empty.
+    workload.play(store, clock, 2)
+    export_completed_runs(dsn, archive, clock=clock)
+    for inside in (f"{archive}/runs", f"{archive}/runs/_search"):
+        with RunAnalytics(None, inside) as reader, pytest.raises(ArchiveConflict, match="not an archive"):
+            reader.get_statistics()
+    with RunAnalytics(None, archive) as reader:
+        assert len(reader.get_runs()) == 2
