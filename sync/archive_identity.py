@@ -67,9 +67,10 @@ def claim(conn: ArrowConnection, location: ArchiveLocation, table: ArchiveTable,
         enclosing = location.enclosing_table()
         if enclosing is not None:
             # Its full vacuum would delete this archive's files and log as files it never committed.
+            where = "a Delta table" if enclosing == location.uri else f"inside the Delta table {enclosing}"
             raise ArchiveConflict(
-                f"{location.uri} is inside the Delta table {enclosing}, whose compaction would delete this"
-                " archive: use a location outside any Delta table for this store's archive"
+                f"{location.uri} is {where} of another archive, whose compaction would delete this one: use a"
+                " location outside any Delta table for this store's archive"
             )
         if location.is_local:
             # Found out now, not after the first batch was read: a location no table can live in.
