@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from flowrun.cli import app
 from oltp import migrate
+from oltp.errors import InvalidArgument
+from sync.archive_location import ArchiveLocation
 from tests.conftest import PgServer
 from tests.flowrun.conftest import FLOWRUN, Cli, clean_env
 
@@ -112,6 +114,18 @@ def test_user_mistakes_are_one_line_exit_2_and_write_nothing(cli: Cli) -> None:
     assert _table_counts(cli.dsn) == before
     assert not cli.archive.exists()
     assert not cli.home.exists()
+
+
+def test_an_archive_uri_the_readers_cannot_reach_is_refused_at_once(cli: Cli) -> None:
+    # gs:// once hung for 15 minutes in pyarrow's GCS client; az:// was written by delta-rs but unreadable.
+    before = _table_counts(cli.dsn)
+    for uri in ("gs://bucket/archive", "az://container/archive", "abfss://c@account.dfs.core.windows.net/a"):
+        for args in (["stats"], ["export"]):
+            done = cli.run("--archive", uri, *args, code=2, target=False, env=clean_env(FLOWRUN_DSN=cli.dsn))
+            _one_error_line(done.stderr, "unsupported archive uri", "s3://")
+        with pytest.raises(InvalidArgument, match="s3://"):
+            ArchiveLocation.resolve(uri)
+    assert _table_counts(cli.dsn) == before
 
 
 @pytest.mark.parametrize("args", [["stats"], ["migrate"], ["export"], ["runs", "--json"], ["demo", "--runs", "5"]])
