@@ -101,7 +101,9 @@ class Column:
         return max([cell_len(self.header), *(cell_len(str(c)) for c in self.cells)])
 
 
-def fit(columns: list[Column], width: int | None, *, title: str | None = None, caption: str | None = None) -> Table:
+def fit(
+    columns: list[Column], width: int | None, *, title: str | None = None, caption: str | Text | None = None
+) -> Table:
     """A table of ``columns`` no wider than ``width`` (None: as wide as it needs), one line per row.
 
     Required columns come first: at full width when they fit, else their flexible ones shrink (longest first,
@@ -121,9 +123,9 @@ def fit(columns: list[Column], width: int | None, *, title: str | None = None, c
     hidden = [c.header for c in columns if c not in shown and c in optional]
     if hidden:
         note = f"not shown: {', '.join(hidden)} (--wide, --format csv)"
-        caption = f"{caption}; {note}" if caption else note
+        caption = Text.assemble(caption, "; ", note) if caption else note
     # Rich wraps a title or caption to the table's width: one character a line under a one-column answer.
-    label = max(cell_len(title or ""), cell_len(caption or ""))
+    label = max(cell_len(title or ""), cell_len(str(caption or "")))
     table = Table(
         min_width=label if width is None else min(label, width),
         title=title,
@@ -249,7 +251,7 @@ def _attempts_table(steps: tuple[FlowStepRecord, ...], width: int | None) -> Tab
         Column("type", [a.step_type for _, a in attempts], flex=True, min_width=6, optional=True),
         Column(
             "error / output",
-            [_one_line(a.error_message or a.output_json or "") for _, a in attempts],
+            [one_line(a.error_message or a.output_json or "") for _, a in attempts],
             flex=True,
             min_width=10,
             optional=True,
@@ -262,7 +264,8 @@ def _attempts_table(steps: tuple[FlowStepRecord, ...], width: int | None) -> Tab
     return fit(columns, width, title="Attempts", caption=caption)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """``text`` on one line: every run of whitespace, newlines included, as one space."""
     return " ".join(text.split())
 
 
@@ -281,13 +284,16 @@ def flows_table(flows: list[dict[str, Any]], width: int | None, *, wide: bool = 
 
 def statistics_table(stats: DashboardStatistics) -> Table:
     """The dashboard's four counters."""
-    table = Table(title="Statistics", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column(justify="right")
-    table.add_row("flows", str(stats.total_flows))
-    table.add_row("active runs", Text(str(stats.active_runs), style="cyan"))
-    table.add_row("succeeded today (UTC)", Text(str(stats.completed_today), style="green"))
-    table.add_row("failed today (UTC)", Text(str(stats.failed_today), style="red"))
+    names = ["flows", "active runs", "succeeded today (UTC)", "failed today (UTC)"]
+    values: list[str | Text] = [
+        str(stats.total_flows),
+        Text(str(stats.active_runs), style="cyan"),
+        Text(str(stats.completed_today), style="green"),
+        Text(str(stats.failed_today), style="red"),
+    ]
+    columns = [Column("", [Text(name, style="bold") for name in names]), Column("", values, justify="right")]
+    table = fit(columns, None, title="Statistics")
+    table.show_header = False
     return table
 
 
@@ -348,4 +354,4 @@ def _cell(value: object) -> str | Text:
         return value.isoformat(sep=" ")
     if isinstance(value, timedelta):
         return duration_text(value.total_seconds() * 1000)
-    return _one_line(str(value))
+    return one_line(str(value))
