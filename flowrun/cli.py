@@ -156,8 +156,7 @@ def demo_command(
         out.print(dashboard.render(board, summary, width=out.width))
         out.print(
             "\nSee it in a browser: run [bold]flowrun ui[/bold] (with the same --home/--dsn options, if any)"
-            " and open [bold]http://127.0.0.1:8080/[/bold]",
-            soft_wrap=True,
+            " and open [bold]http://127.0.0.1:8080/[/bold]"
         )
 
 

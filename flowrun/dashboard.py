@@ -25,7 +25,7 @@ from rich.text import Text
 from flowrun import insights, jsonable
 from flowrun.demo import DemoSummary
 from flowrun.store import FlowRunStore
-from flowrun.tables import duration_text, statistics_table, status_text
+from flowrun.tables import Column, duration_text, fit, one_line, short_ids, statistics_table, status_text, time_text
 from oltp.records import DashboardStatistics, FlowRunRecord, Granularity, RunTimeseriesBucket
 
 DAYS = 30
@@ -106,18 +106,22 @@ def collect(store: FlowRunStore, now: datetime | None = None) -> Dashboard:
 
 
 def render(board: Dashboard, summary: DemoSummary | None = None, width: int = 120) -> RenderableType:
-    """The whole dashboard for a terminal ``width`` columns wide, with the demo's summary on top when given."""
+    """The whole dashboard for a terminal ``width`` columns wide, with the demo's summary on top when given.
+
+    Every table is drawn by ``tables.fit``, as the other reports are: one line per row, long text cut with an
+    ellipsis to fit ``width``, never wrapped.
+    """
     parts: list[RenderableType] = []
     if summary is not None:
         parts.append(_summary_panel(summary))
     overview = Table.grid(padding=(0, 4))
     overview.add_row(statistics_table(board.statistics), _status_totals(board.status_totals))
-    # The daily table's other columns take about 60 characters; the bars get the rest.
-    bar_width = max(10, min(BAR_WIDTH, width - 60))
-    parts += [overview, _daily_chart(board.daily, bar_width), _hourly_chart(board.hourly)]
-    parts.append(_slowest_flows(board.slowest_flows))
-    parts.append(_top_errors(board.top_errors))
-    parts.append(_lineage(board.lineage))
+    # The daily table's other columns and their gaps take under 50 characters; the bars get the rest.
+    bar_width = max(10, min(BAR_WIDTH, width - 50))
+    parts += [overview, _daily_chart(board.daily, bar_width, width), _hourly_chart(board.hourly, width)]
+    parts.append(_slowest_flows(board.slowest_flows, width))
+    parts.append(_top_errors(board.top_errors, width))
+    parts.append(_lineage(board.lineage, width))
     return Group(*parts)
 
 
@@ -140,39 +144,30 @@ def _summary_panel(summary: DemoSummary) -> Panel:
 
 
 def _status_totals(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Runs by status", title_justify="left")
-    table.add_column("status")
-    table.add_column("runs", justify="right")
-    for row in rows:
-        table.add_row(status_text(str(row["status"])), f"{row['runs']:,}")
-    return table
+    columns = [
+        Column("status", [status_text(str(row["status"])) for row in rows]),
+        Column("runs", [f"{row['runs']:,}" for row in rows], justify="right"),
+    ]
+    return fit(columns, None, title="Runs by status")
 
 
-def _daily_chart(buckets: list[RunTimeseriesBucket], bar_width: int) -> Table:
+def _daily_chart(buckets: list[RunTimeseriesBucket], bar_width: int, width: int) -> Table:
     span = f"{buckets[0].timestamp:%Y-%m-%d} to {buckets[-1].timestamp:%Y-%m-%d}" if buckets else ""
-    table = Table(
-        title=f"Runs per day, last {DAYS} days: {span} (UTC)",
-        title_justify="left",
-        caption="[green]█[/green] succeeded  [red]█[/red] failed  [yellow]█[/yellow] timed out / cancelled / "
-        "skipped  [cyan]█[/cyan] running",
-        caption_justify="left",
-    )
-    table.add_column("day", no_wrap=True)
-    table.add_column("runs", no_wrap=True, min_width=bar_width)
-    for column in ("total", "failed", "p50", "p95", "p99"):
-        table.add_column(column, justify="right", no_wrap=True)
     peak = max((b.total for b in buckets), default=0)
-    for b in buckets:
-        table.add_row(
-            b.timestamp.strftime("%a %d"),
-            _stacked_bar(b, peak, bar_width),
-            f"{b.total:,}",
-            Text(str(b.failed), style="red" if b.failed else "dim"),
-            duration_text(b.p50_duration_ms),
-            duration_text(b.p95_duration_ms),
-            duration_text(b.p99_duration_ms),
-        )
-    return table
+    columns = [
+        Column("day", [b.timestamp.strftime("%a %d") for b in buckets]),
+        Column("runs", [_stacked_bar(b, peak, bar_width) for b in buckets]),
+        Column("total", [f"{b.total:,}" for b in buckets], justify="right"),
+        Column("failed", [Text(str(b.failed), style="red" if b.failed else "dim") for b in buckets], justify="right"),
+        Column("p50", [duration_text(b.p50_duration_ms) for b in buckets], justify="right"),
+        Column("p95", [duration_text(b.p95_duration_ms) for b in buckets], justify="right"),
+        Column("p99", [duration_text(b.p99_duration_ms) for b in buckets], justify="right"),
+    ]
+    caption = Text.from_markup(
+        "[green]█[/green] succeeded  [red]█[/red] failed  [yellow]█[/yellow] timed out / cancelled / skipped"
+        "  [cyan]█[/cyan] running"
+    )
+    return fit(columns, width, title=f"Runs per day, last {DAYS} days: {span} (UTC)", caption=caption)
 
 
 def _stacked_bar(b: RunTimeseriesBucket, peak: int, width: int) -> Text:
@@ -194,34 +189,45 @@ def _stacked_bar(b: RunTimeseriesBucket, peak: int, width: int) -> Text:
     return bar
 
 
-def _hourly_chart(buckets: list[RunTimeseriesBucket]) -> Table:
+def _hourly_chart(buckets: list[RunTimeseriesBucket], width: int) -> Table:
     start = buckets[0].timestamp.strftime("%m-%d %H:00") if buckets else ""
-    table = Table(title=f"Last 24 hours, hourly from {start} UTC", title_justify="left")
-    table.add_column("series", no_wrap=True)
-    table.add_column("per hour", no_wrap=True)
-    table.add_column("min", justify="right", no_wrap=True)
-    table.add_column("max", justify="right", no_wrap=True)
     totals = [float(b.total) for b in buckets]
-    table.add_row(
-        "runs", Text(sparkline(totals), style="bold"), f"{min(totals, default=0):.0f}", f"{max(totals, default=0):.0f}"
-    )
     failed = [float(b.failed) for b in buckets]
-    table.add_row(
-        "failed", Text(sparkline(failed), style="red"), f"{min(failed, default=0):.0f}", f"{max(failed, default=0):.0f}"
-    )
+    rows: list[tuple[str, Text, str, str]] = [
+        (
+            "runs",
+            Text(sparkline(totals), style="bold"),
+            f"{min(totals, default=0):.0f}",
+            f"{max(totals, default=0):.0f}",
+        ),
+        (
+            "failed",
+            Text(sparkline(failed), style="red"),
+            f"{min(failed, default=0):.0f}",
+            f"{max(failed, default=0):.0f}",
+        ),
+    ]
     for name, values in (
         ("p50", [b.p50_duration_ms for b in buckets]),
         ("p95", [b.p95_duration_ms for b in buckets]),
         ("p99", [b.p99_duration_ms for b in buckets]),
     ):
         present = [v for v in values if v is not None]
-        table.add_row(
-            f"{name} duration",
-            Text(sparkline(values, log=True), style="magenta"),
-            duration_text(min(present)) if present else "-",
-            duration_text(max(present)) if present else "-",
+        rows.append(
+            (
+                f"{name} duration",
+                Text(sparkline(values, log=True), style="magenta"),
+                duration_text(min(present)) if present else "-",
+                duration_text(max(present)) if present else "-",
+            )
         )
-    return table
+    columns = [
+        Column("series", [row[0] for row in rows]),
+        Column("per hour", [row[1] for row in rows]),
+        Column("min", [row[2] for row in rows], justify="right"),
+        Column("max", [row[3] for row in rows], justify="right"),
+    ]
+    return fit(columns, width, title=f"Last 24 hours, hourly from {start} UTC")
 
 
 def sparkline(values: Sequence[float | None], *, log: bool = False) -> str:
@@ -244,56 +250,39 @@ def sparkline(values: Sequence[float | None], *, log: bool = False) -> str:
     return "".join(chars)
 
 
-def _slowest_flows(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Slowest flows (completed runs, by p95)", title_justify="left")
-    for column in ("flow", "runs", "failed", "p50", "p95", "p99"):
-        table.add_column(column, justify="left" if column == "flow" else "right")
-    for row in rows:
-        table.add_row(
-            str(row["flow"]),
-            f"{row['runs']:,}",
-            f"{row['failed_pct']}%",
-            duration_text(row["p50_ms"]),
-            duration_text(row["p95_ms"]),
-            duration_text(row["p99_ms"]),
-        )
-    return table
-
-
-def _top_errors(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Most frequent step errors (every attempt)", title_justify="left")
-    for column in ("flow", "step", "error", "failures", "runs"):
-        table.add_column(column, justify="right" if column in ("failures", "runs") else "left", overflow="fold")
-    for row in rows:
-        table.add_row(
-            str(row["flow"]),
-            str(row["step"]),
-            Text(str(row["error"]), style="red"),
-            str(row["failures"]),
-            str(row["runs"]),
-        )
-    return table
-
-
-def _lineage(lineage: Lineage) -> RenderableType:
-    head = Text(f"Re-runs: {lineage.reruns:,} runs re-run from {lineage.sources:,} earlier runs", style="bold")
-    if lineage.source is None:
-        return head
-    src = lineage.source
-    lines = [
-        head,
-        Text.assemble(
-            "  ",
-            (str(src.id), "bold"),
-            f"  {src.flow_name}  ",
-            status_text(src.status),
-            f"  {src.started_at:%Y-%m-%d %H:%M}",
-        ),
+def _slowest_flows(rows: list[dict[str, Any]], width: int) -> Table:
+    columns = [
+        Column("flow", [str(row["flow"]) for row in rows], flex=True, min_width=8),
+        Column("runs", [f"{row['runs']:,}" for row in rows], justify="right"),
+        Column("failed", [f"{row['failed_pct']}%" for row in rows], justify="right"),
+        Column("p50", [duration_text(row["p50_ms"]) for row in rows], justify="right"),
+        Column("p95", [duration_text(row["p95_ms"]) for row in rows], justify="right"),
+        Column("p99", [duration_text(row["p99_ms"]) for row in rows], justify="right"),
     ]
-    for run in lineage.derived:
-        lines.append(
-            Text.assemble(
-                "    └─ re-run ", (str(run.id), ""), "  ", status_text(run.status), f"  {run.started_at:%Y-%m-%d %H:%M}"
-            )
-        )
-    return Group(*lines)
+    return fit(columns, width, title="Slowest flows (completed runs, by p95)")
+
+
+def _top_errors(rows: list[dict[str, Any]], width: int) -> Table:
+    columns = [
+        Column("flow", [str(row["flow"]) for row in rows], flex=True, min_width=8),
+        Column("step", [str(row["step"]) for row in rows], flex=True, min_width=8),
+        Column("error", [Text(one_line(str(row["error"])), style="red") for row in rows], flex=True, min_width=10),
+        Column("failures", [str(row["failures"]) for row in rows], justify="right"),
+        Column("runs", [str(row["runs"]) for row in rows], justify="right"),
+    ]
+    return fit(columns, width, title="Most frequent step errors (every attempt)")
+
+
+def _lineage(lineage: Lineage, width: int) -> RenderableType:
+    head = f"Re-runs: {lineage.reruns:,} runs re-run from {lineage.sources:,} earlier runs"
+    if lineage.source is None:
+        return Text(head, style="bold")
+    runs = [lineage.source, *lineage.derived]
+    ids = short_ids([run.id for run in runs])
+    columns = [
+        Column("run", [ids[run.id] if run is lineage.source else f"└─ {ids[run.id]}" for run in runs]),
+        Column("flow", [run.flow_name for run in runs], flex=True, min_width=8),
+        Column("status", [status_text(run.status) for run in runs]),
+        Column("started (UTC)", [time_text(run.started_at) for run in runs]),
+    ]
+    return fit(columns, width, title=head, caption="the run re-run most often, and its re-runs")

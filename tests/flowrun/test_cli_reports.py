@@ -23,7 +23,7 @@ import pytest
 
 from flowrun import FlowRunStore, Granularity, RunStatus
 from flowrun.jsonable import jsonable
-from tests.flowrun.conftest import FLOWRUN, Cli, Seeded, clean_env
+from tests.flowrun.conftest import FLOWRUN, Cli, Seeded, clean_env, shows
 
 # The flow column's narrowest width in ``flowrun.tables.runs_table`` (it shrinks to make room
 # for the optional trigger and re-run columns).
@@ -149,22 +149,13 @@ def test_flows_and_flow_names(seeded_cli: Cli, store: FlowRunStore) -> None:
     assert [r["id"] for r in rows] == [r["id"] for r in named["runs"]]
 
 
-def _shows(row: str, text: str, min_width: int) -> bool:
-    """``text`` is in ``row`` whole, or cut with an ellipsis to no fewer than ``min_width`` columns.
-
-    How far a flex column is cut depends on the other cells of the page (their data, the
-    time of day in the start column), so the test accepts any cut the layout allows.
-    """
-    return text in row or any(f"{text[:keep]}…" in row for keep in range(min_width - 1, len(text)))
-
-
 def _seen_at_80(text: str, runs: list[dict[str, Any]]) -> None:
     """Every line fits 80 columns, and each run's row shows its short id, flow, status and duration."""
     lines = text.splitlines()
     assert lines and max(len(line.rstrip()) for line in lines) <= 80, text
     for run in runs:
         row = next(line for line in lines if line.startswith(run["id"][:8]))
-        assert _shows(row, run["flow_name"], FLOW_MIN_WIDTH) and run["status"] in row, row
+        assert shows(row, run["flow_name"], FLOW_MIN_WIDTH) and run["status"] in row, row
         duration = row.split(run["status"])[1].split()
         assert duration and (duration[2] == "-") == (run["completed_at"] is None), row
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.flowrun.conftest import FLOWRUN, clean_env
+from tests.flowrun.conftest import FLOWRUN, clean_env, shows
 
 # What the store says, asked by a separate process through the public API (the
 # embedded server of the home is started for it and stopped when it exits).
@@ -60,10 +60,9 @@ def _stop_leftover_server(pgdata: Path) -> None:
             time.sleep(0.1)
 
 
-def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        args, env=clean_env(FLOWRUN_HOME=str(home)), capture_output=True, text=True, timeout=240, check=False
-    )
+def _run(home: Path, *args: str, columns: int = 200) -> subprocess.CompletedProcess[str]:
+    env = clean_env(FLOWRUN_HOME=str(home), COLUMNS=str(columns))
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -118,3 +117,27 @@ def test_demo_from_a_clean_home_prints_what_the_store_answers(home: Path) -> Non
     assert "flowrun ui" in second and "http://127.0.0.1:8080/" in second  # how to open the web dashboard
     assert _store_answers(home, day.isoformat())["total"] == 600
     assert not (pgdata / "postmaster.pid").exists()
+
+
+def test_the_dashboard_at_80_columns_cuts_long_text_and_never_wraps(home: Path) -> None:
+    lines = _run(home, str(FLOWRUN), "demo", "--runs", "1000", columns=80).stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80, "\n".join(lines)
+    board = json.loads(_run(home, str(FLOWRUN), "dashboard", "--json").stdout)  # the same runs, as data
+
+    # The errors table: title, header, then exactly one line per error, each cell whole or cut with "…".
+    errors = board["top_errors"]
+    title = next(i for i, line in enumerate(lines) if line.startswith("Most frequent step errors"))
+    rows = lines[title + 2 : title + 2 + len(errors)]
+    for row, error in zip(rows, errors, strict=True):
+        assert shows(row, error["flow"], 8) and shows(row, error["step"], 8), row
+        assert shows(row, " ".join(error["error"].split()), 10), row
+        assert row.split()[-2:] == [str(error["failures"]), str(error["runs"])], row
+    assert lines[title + 2 + len(errors)].startswith("Re-runs:")  # no row ran onto a second line
+    # Whole, the text columns and the two counts (with their gaps) take more than 80 columns: something is cut.
+    whole = sum(max(len(str(e[key])) for e in errors) for key in ("flow", "step", "error")) + 8 + 4 + 4 * 2
+    assert whole > 80 and any("…" in row for row in rows), rows
+
+    source = board["lineage"]["source"]
+    if source is not None:
+        row = next(line for line in lines if line.startswith(source["id"][:8]))
+        assert shows(row, source["flow_name"], 8) and source["status"] in row, row
