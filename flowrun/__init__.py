@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from oltp.async_store import AsyncRunStore
     from oltp.contract import LifecycleStore
     from oltp.memory import InMemoryRunStore
-    from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
+    from sync.errors import ArchiveConflict, ArchiveCorrupt, ArchiveUnavailable, ArchiveUpgradeRequired
 
 # The stores load on first use (PEP 562): the CLI and the web app import only what their command needs.
 # So do the archive's errors: ``sync`` loads pyarrow, deltalake and DuckDB, which the ``flowrun``
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "ArchiveConflict": "sync.errors",
     "ArchiveCorrupt": "sync.errors",
+    "ArchiveUnavailable": "sync.errors",
     "ArchiveUpgradeRequired": "sync.errors",
     "AsyncFlowRunStore": "flowrun.async_store",
     "AsyncRunStore": "oltp.async_store",
@@ -62,6 +63,7 @@ __all__ = [
     "ArchiveBusy",
     "ArchiveConflict",
     "ArchiveCorrupt",
+    "ArchiveUnavailable",
     "ArchiveUpgradeRequired",
     "AsyncFlowRunStore",
     "AsyncRunStore",

@@ -13,7 +13,7 @@ from sync.archive_identity import relocate
 from sync.archive_location import ArchiveLocation
 from sync.compact import DEFAULT_MAX_FILE_ROWS, DEFAULT_VACUUM_AFTER, CompactReport, compact
 from sync.durations import parse_duration
-from sync.errors import ArchiveBusy, ArchiveConflict, ArchiveCorrupt, ArchiveUpgradeRequired
+from sync.errors import ArchiveBusy, ArchiveConflict, ArchiveCorrupt, ArchiveUnavailable, ArchiveUpgradeRequired
 from sync.export import DEFAULT_BATCH_SIZE, ExportReport, export_completed_runs
 from sync.progress import Progress, ProgressUpdate, console_progress, log_progress
 from sync.prune import DEFAULT_PRUNE_BATCH, prune
@@ -29,6 +29,7 @@ __all__ = [
     "ArchiveConflict",
     "ArchiveCorrupt",
     "ArchiveLocation",
+    "ArchiveUnavailable",
     "ArchiveUpgradeRequired",
     "CompactReport",
     "CorruptFile",

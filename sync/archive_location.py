@@ -14,7 +14,9 @@ readers always talk to the same endpoint with the same credentials.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -23,6 +25,7 @@ import pyarrow.fs as pafs
 
 from oltp.arguments import path_text, string_mapping
 from oltp.errors import InvalidArgument
+from sync.errors import ArchiveUnavailable
 
 TABLE = "runs"
 # Search indexes, one per data file (``sync.search_index``): a directory of the table
@@ -37,6 +40,8 @@ _REMOTE_SCHEMES = ("s3", "s3a")
 # Our advisory lock in PostgreSQL keeps writers one at a time, so delta-rs needs no
 # locking provider (DynamoDB) for S3: renames it does cannot race another writer of ours.
 _S3_DEFAULTS = {"AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+# delta-rs prints an error's causes one per line, with terminal colours and arrows.
+_DECORATION = re.compile(r"\x1b\[[0-9;]*m|\u21b3")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,31 @@ class ArchiveLocation:
             if info.type == pafs.FileType.Directory:
                 return place or "/" if self.is_local else f"{urlparse(self.uri).scheme}://{place}"
         return None
+
+    @contextmanager
+    def reached(self) -> Iterator[None]:
+        """Turn an object store client's ``OSError`` (pyarrow's or delta-rs's) into ``ArchiveUnavailable``.
+
+        Used where jobs and readers reach the archive: the v1 check (their first request) and
+        loading the table's log; not around every file read. A local directory's ``OSError``
+        already names its path and stays what it is.
+        """
+        try:
+            yield
+        except OSError as exc:
+            if self.is_local:
+                raise
+            raise ArchiveUnavailable(f"the archive {self.describe()} is unavailable: {self._reason(exc)}") from exc
+
+    def _reason(self, exc: OSError) -> str:
+        """The client's message on one line, without any credential the options hold."""
+        lines = (_DECORATION.sub("", line).strip() for line in str(exc).splitlines())
+        reason = ": ".join(line for line in lines if line) or type(exc).__name__
+        for key, value in self.storage_options.items():
+            # Only a value long enough to be a secret: replacing a short one would garble the message.
+            if len(value) >= 8 and any(word in key.upper() for word in ("SECRET", "TOKEN", "PASSWORD")):
+                reason = reason.replace(value, "***")
+        return reason
 
     def describe(self) -> str:
         """The URI, for messages (never the credentials)."""

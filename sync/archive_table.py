@@ -70,7 +70,8 @@ class ArchiveTable:
     def open(cls, location: ArchiveLocation, version: int | None = None) -> ArchiveTable:
         """The table at its newest version (or ``version``); an empty handle when there is none."""
         try:
-            table = DeltaTable(location.table_uri, version=version, storage_options=dict(location.storage_options))
+            with location.reached():
+                table = DeltaTable(location.table_uri, version=version, storage_options=dict(location.storage_options))
         except TableNotFoundError:
             return cls(location, None)
         except DeltaError as exc:
@@ -114,7 +115,8 @@ class ArchiveTable:
             fresh = ArchiveTable.open(self.location)
             self._table = fresh._table
         else:
-            self._table.update_incremental()
+            with self.location.reached():  # a reader's next call, maybe long after the store was last reached
+                self._table.update_incremental()
 
     def write(self, rows: pa.Table, store_id: str, batch: int, *, replace: Sequence[date] = ()) -> int:
         """Commit ``rows`` as batch ``batch`` of ``store_id``, merged over the earlier rows in dates ``replace``."""

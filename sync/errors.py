@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oltp.errors import ArchiveBusy, FlowRunStoreError
 
-__all__ = ["ArchiveBusy", "ArchiveConflict", "ArchiveCorrupt", "ArchiveUpgradeRequired"]
+__all__ = ["ArchiveBusy", "ArchiveConflict", "ArchiveCorrupt", "ArchiveUnavailable", "ArchiveUpgradeRequired"]
 
 
 class ArchiveConflict(FlowRunStoreError):
@@ -18,6 +18,15 @@ class ArchiveCorrupt(FlowRunStoreError):
         super().__init__(f"archive file {path} is {reason}")
         self.path = path
         self.reason = reason
+
+
+class ArchiveUnavailable(FlowRunStoreError):
+    """The archive's object store cannot be reached (refused, unknown host, timed out) or refuses our requests.
+
+    Raised where jobs and readers reach the archive (``ArchiveLocation.reached``): the v1 check that
+    starts every job and reader, before anything is written, and loading the table's log. The
+    message names the archive's URI and the client's reason on one line, never credentials.
+    """
 
 
 class ArchiveUpgradeRequired(FlowRunStoreError):

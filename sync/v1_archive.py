@@ -55,9 +55,10 @@ def is_v1_name(path: str) -> bool:
 
 def evidence(location: ArchiveLocation) -> str | None:
     """The first sign of a v1 archive not yet upgraded at ``location`` (its URI), or None."""
-    fs, root = location.root_filesystem()
     names = [MARKER, "steps", "attempts"]
-    infos = fs.get_file_info([f"{root}/{name}" for name in names])
+    with location.reached():  # the first request of every job and reader
+        fs, root = location.root_filesystem()
+        infos = fs.get_file_info([f"{root}/{name}" for name in names])
     for name, info in zip(names, infos, strict=True):
         if info.type != pafs.FileType.NotFound:
             return f"{location.uri}/{name}"
