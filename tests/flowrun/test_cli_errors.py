@@ -15,6 +15,7 @@ from oltp import migrate
 from oltp.errors import InvalidArgument
 from sync.archive_location import ArchiveLocation
 from tests.conftest import PgServer
+from tests.fixtures.s3_server import closed_endpoint
 from tests.flowrun.conftest import FLOWRUN, Cli, clean_env
 
 COMMANDS = [
@@ -126,6 +127,25 @@ def test_an_archive_uri_the_readers_cannot_reach_is_refused_at_once(cli: Cli) ->
         with pytest.raises(InvalidArgument, match="s3://"):
             ArchiveLocation.resolve(uri)
     assert _table_counts(cli.dsn) == before
+
+
+def test_an_unreachable_object_store_is_one_line_exit_2_and_writes_nothing(cli: Cli) -> None:
+    before = _table_counts(cli.dsn)
+    env = clean_env(
+        FLOWRUN_DSN=cli.dsn,
+        FLOWRUN_HOME=str(cli.home),
+        FLOWRUN_S3_ENDPOINT=closed_endpoint(),
+        FLOWRUN_S3_ALLOW_HTTP="1",
+        AWS_ACCESS_KEY_ID="flowrun-test",
+        AWS_SECRET_ACCESS_KEY="not-a-real-secret-0123456789",
+    )
+    for args in (["stats"], ["export"]):
+        done = cli.run("--archive", "s3://nobucket/archive", *args, code=2, target=False, env=env)
+        assert done.stdout == ""
+        _one_error_line(done.stderr, "the archive s3://nobucket/archive is unavailable", "127.0.0.1")
+        assert "OSError" not in done.stderr and "not-a-real-secret" not in done.stderr
+    assert _table_counts(cli.dsn) == before
+    assert not cli.home.exists()
 
 
 @pytest.mark.parametrize("args", [["stats"], ["migrate"], ["export"], ["runs", "--json"], ["demo", "--runs", "5"]])
