@@ -23,7 +23,7 @@ from oltp.errors import (
     StepNotFound,
     StoreUnavailable,
 )
-from sync.errors import ArchiveConflict, ArchiveUpgradeRequired
+from sync.errors import ArchiveConflict, ArchiveUnavailable, ArchiveUpgradeRequired
 
 # Most specific first: the first class an error is an instance of gives its status.
 STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -33,6 +33,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidTransition, 409),
     (RunAlreadyExists, 409),
     (StoreUnavailable, 503),
+    (ArchiveUnavailable, 503),
     # The archive needs an operator (a `flowrun upgrade-archive` or `move-archive`) before it can be read.
     (ArchiveUpgradeRequired, 503),
     (ArchiveConflict, 503),

@@ -19,6 +19,7 @@ from flowrun import FlowRunStore, StepStatus
 from flowrun.web import UiSettings
 from flowrun.web.settings import check_exposure
 from oltp.errors import InvalidArgument
+from tests.fixtures.s3_server import closed_endpoint
 from tests.flowrun.conftest import FLOWRUN, clean_env
 from tests.web.conftest import served, wait_feed_live
 
@@ -248,3 +249,17 @@ def test_an_archive_awaiting_an_operator_is_a_503_json_naming_the_command(dsn: s
         error = answer.json()["error"]
         assert error["type"] == "ArchiveUpgradeRequired"
         assert "flowrun upgrade-archive" in error["message"]
+
+
+def test_an_unreachable_archive_store_is_a_503_json_naming_the_archive(dsn: str) -> None:
+    options = {"AWS_ENDPOINT_URL": closed_endpoint(), "AWS_ALLOW_HTTP": "true", "max_retries": "0"}
+    archive = "s3://nobucket/archive"
+    with (
+        FlowRunStore.open(dsn=dsn, archive=archive, migrate=False, storage_options=options) as store,
+        served(store) as ui,
+    ):
+        answer = ui.http.get("/api/statistics")
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "ArchiveUnavailable"
+        assert error["message"].startswith(f"the archive {archive} is unavailable: ")
