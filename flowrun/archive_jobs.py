@@ -17,10 +17,11 @@ from datetime import timedelta
 from typing import Protocol, TypedDict
 
 import sync
-from flowrun.config import Settings, kept_archive
+from flowrun.config import Settings
 from olap.analytics import RunAnalytics
 from oltp.clock import Clock, checked_now
 from sync import CompactReport, ExportReport, Progress, UpgradeReport, VerifyReport
+from sync.archive_location import archive_uri
 from sync.durations import retention
 
 
@@ -109,7 +110,7 @@ def move_archive(store: ArchiveFront, clock: Clock, archive: str | os.PathLike[s
     and one started on it after the move is ``StoreUnavailable`` (the store's next call uses the new one).
     """
     old = sync.relocate(store.dsn, archive, wait=wait, **_where(store, clock))
-    moved = replace(store.settings, archive=kept_archive(os.fspath(archive)))
+    moved = replace(store.settings, archive=archive_uri(os.fspath(archive)))
     previous, store.analytics = store.analytics, reader(moved, store.dsn, clock)
     store.settings = moved
     previous.close()

@@ -13,7 +13,7 @@ from psycopg import conninfo
 from oltp.arguments import path_text, string_mapping, text
 from oltp.connection import DEFAULT_SCHEMA, schema_name
 from oltp.errors import InvalidArgument
-from sync.archive_location import canonical_uri, is_remote
+from sync.archive_location import archive_uri
 
 
 def default_home() -> Path:
@@ -42,25 +42,6 @@ def checked_dsn(dsn: str) -> str:
             f"invalid DSN ({reason}): use a URI like postgresql://user@host:5432/db or 'host=... dbname=...'"
         ) from None
     return dsn
-
-
-def kept_archive(archive: str) -> str:
-    """``archive`` as a store keeps it: its canonical URI (``sync.archive_location``), a local one checked.
-
-    Jobs resolve the store's archive on every call: a relative path would follow a later
-    ``os.chdir`` (a notebook's, say) to another directory, which the database then refuses.
-    """
-    uri = canonical_uri(archive)
-    if is_remote(uri):
-        return uri  # the object store's business
-    path = Path(uri)
-    for place in (path, *path.parents):
-        if place.exists():
-            if not place.is_dir():
-                what = "is not a directory" if place == path else f"cannot be created: {place} is not a directory"
-                raise InvalidArgument(f"archive {archive} {what}")
-            break
-    return uri
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +79,8 @@ class Settings:
         return cls(
             home=home_path,
             dsn=None if dsn is None else checked_dsn(text(dsn, "dsn")),
-            archive=kept_archive(archive_text),
+            # Absolute: jobs resolve the archive on every call, and a later chdir must not move it.
+            archive=archive_uri(archive_text),
             schema=schema_name(schema or os.environ.get("FLOWRUN_SCHEMA") or DEFAULT_SCHEMA),
             pool_size=size,
             storage_options=None if storage_options is None else string_mapping(storage_options, "storage_options"),

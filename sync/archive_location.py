@@ -59,7 +59,7 @@ class ArchiveLocation:
         given = None if storage_options is None else string_mapping(storage_options, "storage_options")
         if isinstance(archive, ArchiveLocation):
             return archive if given is None else cls(archive.uri, given)
-        uri = canonical_uri(path_text(archive, "archive"))
+        uri = archive_uri(path_text(archive, "archive"))
         options = given if given is not None else options_from_env(os.environ) if is_remote(uri) else {}
         if uri.startswith(("s3://", "s3a://")):
             options = {**_S3_DEFAULTS, **options}
@@ -169,6 +169,24 @@ def canonical_uri(text: str) -> str:
             f"unsupported archive URI {text!r}: use a directory or an s3:// URI (S3 or an S3-compatible store)"
         )
     return os.path.realpath(os.path.expanduser(text))
+
+
+def archive_uri(text: str) -> str:
+    """``canonical_uri(text)``; a local one refused when a file stands where it or a parent directory should be.
+
+    A missing directory is an empty store (the writer creates it), but a file there is a slip that a
+    reader would otherwise answer with zeros and the writer fail on later: say so at once.
+    """
+    uri = canonical_uri(text)
+    if is_remote(uri):
+        return uri  # the object store's business
+    place = uri
+    while not os.path.exists(place) and os.path.dirname(place) != place:
+        place = os.path.dirname(place)
+    if not os.path.isdir(place):
+        what = "is not a directory" if place == uri else f"cannot be created: {place} is not a directory"
+        raise InvalidArgument(f"archive {text} {what}")
+    return uri
 
 
 def options_from_env(env: Mapping[str, str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ mistakes through the Python API raise typed ``FlowRunStoreError``/``ValueError``
 from __future__ import annotations
 
 import math
+import re
 import signal
 import sys
 import uuid
@@ -195,7 +196,9 @@ def test_hostile_arguments_are_one_line_exit_2_and_change_nothing(
     assert a_file.read_text() == "not a directory\n"
 
 
-def test_hostile_arguments_through_the_api_raise_typed_errors(dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hostile_arguments_through_the_api_raise_typed_errors(
+    dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FLOWRUN_POOL_SIZE", "abc")
     with pytest.raises(InvalidArgument, match="FLOWRUN_POOL_SIZE"):
         FlowRunStore.open(dsn=dsn)
@@ -229,6 +232,10 @@ def test_hostile_arguments_through_the_api_raise_typed_errors(dsn: str, monkeypa
         assert _table_counts(dsn) == before
     with pytest.raises(InvalidArgument, match="invalid DSN"):
         FlowRunStore.open(dsn='missing = "')
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not an archive\n")
+    with pytest.raises(InvalidArgument, match=re.escape(f"archive {a_file} is not a directory")):
+        FlowRunStore.open(dsn=dsn, archive=a_file)
     wrong_types: list[dict[str, object]] = [
         {"archive": 123},
         {"archive": b"/tmp/archive"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -111,6 +112,17 @@ def test_an_empty_store_answers_with_zeros(dsn: str, clock: FakeClock, tmp_path:
         assert reader.steps().height == reader.attempts().height == 0
         assert reader.sql("SELECT count(*) AS n FROM runs")["n"].to_list() == [0]
         reader.close()
+
+
+def test_an_archive_where_a_file_stands_is_refused_by_name(dsn: str, tmp_path: Path) -> None:
+    # A missing directory is an empty store (above); a file where it should be is a slip, not zeros.
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not an archive\n")
+    for archive, said in ((a_file, "is not a directory"), (a_file / "archive", f"cannot be created: {a_file}")):
+        for reader_dsn in (None, dsn):
+            with pytest.raises(InvalidArgument, match=re.escape(f"archive {archive} {said}")):
+                RunAnalytics(reader_dsn, str(archive))
+    assert a_file.read_text() == "not an archive\n"
 
 
 @pytest.mark.parametrize("with_dsn", [True, False])
