@@ -107,9 +107,15 @@ def relocate(
         table = ArchiveTable.open(location)
         check_table(found, table)
         if table.version is not None and table.version < found.version:
+            # An older copy put back where the archive already lives has no newer copy to take it from.
+            advice = (
+                "put back a copy of the archive made after that version"
+                if location.uri == found.uri
+                else f"copy the whole archive from {found.uri} again"
+            )
             raise ArchiveConflict(
                 f"the table at {location.table_uri} is at version {table.version}, older than the version"
-                f" {found.version} this database recorded: copy the whole archive from {found.uri} again"
+                f" {found.version} this database recorded: {advice}"
             )
         with conn.transaction():
             bookkeeping.move(conn, location.uri, checked_now(clock or wall_clock))

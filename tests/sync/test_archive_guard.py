@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -137,6 +138,14 @@ def test_an_older_copy_put_back_is_refused_naming_both_versions(
             reader.get_runs()
         with pytest.raises(ArchiveConflict, match=expected):
             reader.sql("SELECT count(*) FROM runs")
+    # "Moving" to where the archive already lives: no other place to copy it from is named.
+    with pytest.raises(ArchiveConflict, match=f"{expected}: put back a copy of the archive made after") as info:
+        relocate(dsn, archive)
+    assert "copy the whole archive from" not in str(info.value)
+    with pytest.raises(
+        ArchiveConflict, match=re.escape(f"copy the whole archive from {Path(archive).resolve()} again")
+    ):
+        relocate(dsn, backup)  # an older copy elsewhere: the recorded location is where a current one is
     assert _tree(archive) == before
 
 
