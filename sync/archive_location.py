@@ -1,7 +1,7 @@
 """Where the archive lives and how to reach it: one URI, one set of storage options.
 
-Writer and readers both start here. An archive is a local directory or an S3 URI
-(``s3://bucket/prefix``, on S3 or an S3-compatible server); it is always handled as
+Writer and readers both start here. An archive is a local directory or an object
+store URI (``s3://bucket/prefix``, ``gs://``, ``abfss://``); it is always handled as
 a URI string, never as a ``Path``, so ``s3://b/p`` stays what it is. The Delta table lives at
 ``<archive>/runs`` (``docs/archive.md``), the search index of each of its data
 files under ``<archive>/runs/_search``. Storage options are delta-rs's
@@ -18,9 +18,11 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 from oltp.arguments import path_text, string_mapping
@@ -32,11 +34,14 @@ TABLE = "runs"
 # whose name starts with "_", which Delta readers and delta-rs's vacuum leave alone.
 SEARCH_DIR = "_search"
 _INDEX_SUFFIX = ".arrow"
-# Object stores the readers reach: S3 and S3-compatible servers, through pyarrow's S3 client built
-# from the same options as delta-rs's. gs:// and az:// are refused, not half supported: delta-rs
-# would write there, but pyarrow knows no az://, and its GCS client retried an unreachable endpoint
-# for 15 minutes without answering Ctrl-C; neither has a server the tests can run.
-_REMOTE_SCHEMES = ("s3", "s3a")
+# Object stores: S3 and S3-compatible servers (tested against moto's), Google Cloud Storage, and
+# Azure as abfs[s]://<container>@<account>.dfs.core.windows.net/<path>. Readers reach S3 with a client
+# built from delta-rs's options and the others with pyarrow's clients and their default credentials.
+# az:// is refused: delta-rs takes it, but pyarrow has no such scheme, so nothing could read it back.
+_REMOTE_SCHEMES = ("s3", "s3a", "gs", "abfs", "abfss")
+# pyarrow's GCS client retries for 15 minutes by default, deaf to Ctrl-C: an unreachable store (or
+# one without credentials) becomes ArchiveUnavailable within seconds instead.
+_GCS_RETRY = timedelta(seconds=5)
 # Our advisory lock in PostgreSQL keeps writers one at a time, so delta-rs needs no
 # locking provider (DynamoDB) for S3: renames it does cannot race another writer of ours.
 _S3_DEFAULTS = {"AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
@@ -104,6 +109,8 @@ class ArchiveLocation:
         path = f"{parsed.netloc}{parsed.path}"
         if parsed.scheme in ("s3", "s3a"):
             return _s3_filesystem(self.storage_options), path
+        if parsed.scheme == "gs":
+            return pafs.GcsFileSystem(retry_time_limit=_GCS_RETRY), path
         fs, path = pafs.FileSystem.from_uri(self.uri)
         return fs, path
 
@@ -128,12 +135,12 @@ class ArchiveLocation:
         """
         try:
             yield
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:  # pyarrow's GCS client raises some as ArrowException
             if self.is_local:
                 raise
             raise ArchiveUnavailable(f"the archive {self.describe()} is unavailable: {self._reason(exc)}") from exc
 
-    def _reason(self, exc: OSError) -> str:
+    def _reason(self, exc: Exception) -> str:
         """The client's message on one line, without any credential the options hold."""
         lines = (_DECORATION.sub("", line).strip() for line in str(exc).splitlines())
         reason = ": ".join(line for line in lines if line) or type(exc).__name__
@@ -164,10 +171,13 @@ def canonical_uri(text: str) -> str:
         parsed = urlparse(text)
         path = parsed.path.rstrip("/")
         return f"{scheme}://{parsed.netloc}{path}"
-    if "://" in text:
+    if scheme == "az":
         raise InvalidArgument(
-            f"unsupported archive URI {text!r}: use a directory or an s3:// URI (S3 or an S3-compatible store)"
+            f"unsupported archive URI {text!r}: readers cannot reach az:// URIs; name the same place as"
+            " abfss://<container>@<account>.dfs.core.windows.net/<path>"
         )
+    if "://" in text:
+        raise InvalidArgument(f"unsupported archive URI {text!r}: use a directory or one of {_REMOTE_SCHEMES}")
     return os.path.realpath(os.path.expanduser(text))
 
 
