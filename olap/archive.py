@@ -165,6 +165,19 @@ class ArchiveReader:
         check.check(files)
         return source
 
+    def find_damaged(self, files: Sequence[DataFile]) -> None:
+        """``ArchiveCorrupt`` naming the first of ``files`` that does not decode, where they are read from.
+
+        For a DuckDB error that names no file (a damaged page header: "TProtocolException"): the
+        culprit is among the files the call read. Every page is decoded, which costs, but only on
+        that error's path.
+        """
+        source = self.check(files)
+        with self._lock:
+            check = self._checks[source.uri]
+        for file in files:
+            check.decode(file)
+
     def readable(self, files: Sequence[DataFile]) -> list[str]:
         """The local paths a scan of ``files`` reads (none when they are read from object storage in place)."""
         source = self._source(files)

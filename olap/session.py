@@ -162,8 +162,23 @@ class Sources:
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.InternalException) as exc:
             found = _FILE_IN_MESSAGE.search(str(exc))
             if found is None:
+                self._name_damaged(exc)
                 raise DatabaseError(f"DuckDB error: {exc}") from exc
             raise ArchiveCorrupt(found.group(1), f"unreadable ({str(exc).splitlines()[0]})") from exc
+        except DatabaseError as exc:  # any other DuckDB error (``_view``): it may be a damaged file too
+            if isinstance(exc.__cause__, duckdb.Error):
+                self._name_damaged(exc.__cause__)
+            raise
+
+    def _name_damaged(self, error: duckdb.Error) -> None:
+        """``ArchiveCorrupt`` for a listed file that does not decode, when DuckDB's ``error`` named none."""
+        files = self._cache.manifest.files
+        if self.archive is None or not files:
+            return
+        try:
+            self.archive.find_damaged(files)
+        except ArchiveCorrupt as corrupt:
+            raise corrupt from error
 
     @contextmanager
     def call(self, read_live: LiveReads) -> Iterator[Call]:

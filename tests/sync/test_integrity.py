@@ -108,3 +108,24 @@ def test_sql_over_a_file_that_does_not_decode_names_it(
             reader.sql("SELECT max(trigger_data_json) FROM runs")
         assert victim.name in str(info.value)
         reader.close()
+
+
+def test_a_damaged_page_header_is_named_though_duckdb_names_no_file(
+    store: RunStore, clock: FakeClock, dsn: str, archive: str
+) -> None:
+    workload.play(store, clock, 6, hours_apart=4)
+    export_completed_runs(dsn, archive, clock=clock)
+    victim = Path(archive) / "runs" / sorted(archive_checks.data_files(archive))[0]
+    chunk = pq.ParquetFile(victim).metadata.row_group(0)
+    meta = next(chunk.column(i) for i in range(chunk.num_columns) if chunk.column(i).path_in_schema == "flow_name")
+    start = meta.dictionary_page_offset or meta.data_page_offset
+    data = bytearray(victim.read_bytes())
+    for i in range(start, start + 16):  # the page header: DuckDB fails with "TProtocolException", naming no file
+        data[i] ^= 0xFF
+    victim.write_bytes(bytes(data))
+
+    for reader in (RunAnalytics(dsn, archive, clock=clock), RunAnalytics(None, archive, clock=clock)):
+        with pytest.raises(ArchiveCorrupt) as info:
+            reader.get_runs_page(status="Failed")
+        assert victim.name in str(info.value)
+        reader.close()
