@@ -83,49 +83,44 @@ def test_a_damaged_file_is_named_and_other_partitions_keep_answering(
     assert len([f for f in after if f.startswith(days[-1])]) == 1
 
 
-def _garble_a_page(path: Path, column: str) -> None:
-    # The last 64 bytes of ``column``'s chunk flipped (compressed values of its last page): zstd fails on them.
+def _garble(path: Path, column: str, *, header: bool) -> None:
+    """Flip bytes of ``column``'s first chunk: 16 of its first page header, or its last 64 (compressed values)."""
     chunk = pq.ParquetFile(path).metadata.row_group(0)
     meta = next(chunk.column(i) for i in range(chunk.num_columns) if chunk.column(i).path_in_schema == column)
-    data = bytearray(path.read_bytes())
     end = meta.data_page_offset + meta.total_compressed_size
-    for i in range(end - 64, end):
+    first = meta.dictionary_page_offset or meta.data_page_offset
+    data = bytearray(path.read_bytes())
+    for i in range(first, first + 16) if header else range(end - 64, end):
         data[i] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
-def test_sql_over_a_file_that_does_not_decode_names_it(
-    store: RunStore, clock: FakeClock, dsn: str, archive: str
-) -> None:
-    workload.play(store, clock, 6, hours_apart=4)
-    export_completed_runs(dsn, archive, clock=clock)
-    victim = Path(archive) / "runs" / sorted(archive_checks.data_files(archive))[0]
-    _garble_a_page(victim, "trigger_data_json")
-
-    for reader in (RunAnalytics(dsn, archive, clock=clock), RunAnalytics(None, archive, clock=clock)):
+@pytest.mark.parametrize(
+    ("column", "header", "call"),
+    [
         # A file of the archive, not the analyst's query: ``ArchiveCorrupt``, never ``InvalidQuery``.
-        with pytest.raises(ArchiveCorrupt) as info:
-            reader.sql("SELECT max(trigger_data_json) FROM runs")
-        assert victim.name in str(info.value)
-        reader.close()
-
-
-def test_a_damaged_page_header_is_named_though_duckdb_names_no_file(
-    store: RunStore, clock: FakeClock, dsn: str, archive: str
+        ("trigger_data_json", False, lambda r: r.sql("SELECT max(trigger_data_json) FROM runs")),
+        # DuckDB fails on a damaged page header with "TProtocolException", naming no file: the reader finds it.
+        ("flow_name", True, lambda r: r.get_runs_page(status="Failed")),
+    ],
+    ids=["sql-over-undecodable-values", "page-header-duckdb-names-no-file"],
+)
+def test_a_file_that_does_not_decode_is_named(
+    store: RunStore,
+    clock: FakeClock,
+    dsn: str,
+    archive: str,
+    column: str,
+    header: bool,
+    call: Callable[[RunAnalytics], object],
 ) -> None:
     workload.play(store, clock, 6, hours_apart=4)
     export_completed_runs(dsn, archive, clock=clock)
     victim = Path(archive) / "runs" / sorted(archive_checks.data_files(archive))[0]
-    chunk = pq.ParquetFile(victim).metadata.row_group(0)
-    meta = next(chunk.column(i) for i in range(chunk.num_columns) if chunk.column(i).path_in_schema == "flow_name")
-    start = meta.dictionary_page_offset or meta.data_page_offset
-    data = bytearray(victim.read_bytes())
-    for i in range(start, start + 16):  # the page header: DuckDB fails with "TProtocolException", naming no file
-        data[i] ^= 0xFF
-    victim.write_bytes(bytes(data))
+    _garble(victim, column, header=header)
 
     for reader in (RunAnalytics(dsn, archive, clock=clock), RunAnalytics(None, archive, clock=clock)):
         with pytest.raises(ArchiveCorrupt) as info:
-            reader.get_runs_page(status="Failed")
+            call(reader)
         assert victim.name in str(info.value)
         reader.close()
