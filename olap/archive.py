@@ -137,9 +137,8 @@ class ArchiveReader:
         # ``<archive>/runs`` given for ``<archive>``: no table at ``<archive>/runs/runs``, so every answer
         # would be silently empty (jobs and readers with a DSN refuse it with ``ArchiveConflict``).
         if not self._outside_tables:
-            enclosing = self.location.enclosing_table()
-            if enclosing is not None:
-                where = "a Delta table" if enclosing == self.location.uri else f"inside the Delta table {enclosing}"
+            where = self.location.in_table()
+            if where is not None:
                 raise ArchiveConflict(
                     f"{self.location.uri} is {where}, not an archive: point the reader at the archive (the"
                     " location that holds runs/)"

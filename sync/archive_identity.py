@@ -25,7 +25,7 @@ from oltp.errors import InvalidArgument
 from sync import bookkeeping
 from sync.archive_location import ArchiveLocation
 from sync.archive_lock import archive_lock
-from sync.archive_table import ArchiveTable
+from sync.archive_table import ArchiveTable, older_copy
 from sync.arrow_connection import ArrowConnection
 from sync.bookkeeping import ArchiveState
 from sync.errors import ArchiveConflict
@@ -64,10 +64,9 @@ def claim(conn: ArrowConnection, location: ArchiveLocation, table: ArchiveTable,
                 f"{location.table_uri} already holds a Delta table ({table.table_id}) that this database did not"
                 " write: use an empty location for this store's archive"
             )
-        enclosing = location.enclosing_table()
-        if enclosing is not None:
+        where = location.in_table()
+        if where is not None:
             # Its full vacuum would delete this archive's files and log as files it never committed.
-            where = "a Delta table" if enclosing == location.uri else f"inside the Delta table {enclosing}"
             raise ArchiveConflict(
                 f"{location.uri} is {where} of another archive, whose compaction would delete this one: use a"
                 " location outside any Delta table for this store's archive"
@@ -108,15 +107,8 @@ def relocate(
         check_table(found, table)
         if table.version is not None and table.version < found.version:
             # An older copy put back where the archive already lives has no newer copy to take it from.
-            advice = (
-                "put back a copy of the archive made after that version"
-                if location.uri == found.uri
-                else f"copy the whole archive from {found.uri} again"
-            )
-            raise ArchiveConflict(
-                f"the table at {location.table_uri} is at version {table.version}, older than the version"
-                f" {found.version} this database recorded: {advice}"
-            )
+            advice = None if location.uri == found.uri else f"copy the whole archive from {found.uri} again"
+            raise older_copy(location, table.version, found.version, advice)
         with conn.transaction():
             bookkeeping.move(conn, location.uri, checked_now(clock or wall_clock))
     return found.uri

@@ -114,6 +114,13 @@ class ArchiveLocation:
         fs, path = pafs.FileSystem.from_uri(self.uri)
         return fs, path
 
+    def in_table(self) -> str | None:
+        """ "a Delta table" or "inside the Delta table <uri>" when ``enclosing_table`` finds one, else None."""
+        enclosing = self.enclosing_table()
+        if enclosing is None:
+            return None
+        return "a Delta table" if enclosing == self.uri else f"inside the Delta table {enclosing}"
+
     def enclosing_table(self) -> str | None:
         """The Delta table this location is, or lies inside (a ``_delta_log`` at it or above it), or None."""
         fs, root = self.root_filesystem()

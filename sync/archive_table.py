@@ -57,6 +57,15 @@ class DataFile(NamedTuple):
     started_date: date
 
 
+def older_copy(location: ArchiveLocation, found: int, recorded: int, advice: str | None = None) -> ArchiveConflict:
+    """The table at ``location`` is at version ``found``, older than the ``recorded`` one: a copy put back."""
+    advice = advice or "put back a copy of the archive made after that version"
+    return ArchiveConflict(
+        f"the table at {location.table_uri} is at version {found}, older than the version {recorded}"
+        f" this database recorded: {advice}"
+    )
+
+
 class ArchiveTable:
     """The Delta table at a location (which may not exist yet)."""
 
@@ -80,10 +89,7 @@ class ArchiveTable:
             newest = cls.open(location).version
             if newest is not None and newest < version:
                 # An older copy put back over the archive (a restore): delta-rs says only "LogSegment end version".
-                raise ArchiveConflict(
-                    f"the table at {location.table_uri} is at version {newest}, older than the version {version}"
-                    " this database recorded: put back a copy of the archive made after that version"
-                ) from exc
+                raise older_copy(location, newest, version) from exc
             raise
         return cls(location, table)
 
